@@ -1,0 +1,22 @@
+"""Reproducible Omnipose training: from a folder of images and label matrices to a model.
+
+Run `make demo` for the built-in demo, or `snakemake --cores 8` with config/config.yaml edited.
+"""
+
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/validate.smk"
+
+
+rule all:
+    input:
+        rules.validate_inputs.output,
+    default_target: True

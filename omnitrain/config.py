@@ -1,0 +1,221 @@
+"""Checking the pipeline's configuration before anything runs.
+
+Three passes, each collecting every problem before failing once:
+
+1. unknown keys (a typo such as ``n_epoch`` must never be silently ignored), each with a
+   "did you mean";
+2. the JSON schema (types, ranges) through :func:`snakemake.utils.validate`, which also fills in
+   the defaults;
+3. combinations the schema cannot express and that would crash or mislead Omnipose later
+   (non-square 2D ``tyx``, ``dataloader`` without workers, ``nchan`` against the channel choice, ...).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+
+import yaml
+
+from .channels import plan_from_config
+
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+#: Omnipose's built-in model names (cellpose_omni.models.MODEL_NAMES in 1.1.4). They are
+#: downloaded on first use, which a pipeline run must not depend on.
+BUILTIN_MODELS = (
+    "bact_phase_affinity",
+    "bact_phase_omni",
+    "bact_fluor_omni",
+    "worm_omni",
+    "worm_bact_omni",
+    "worm_high_res_omni",
+    "cyto2_omni",
+    "plant_omni",
+    "bact_phase_cp",
+    "bact_fluor_cp",
+    "plant_cp",
+    "worm_cp",
+    "cyto",
+    "nuclei",
+    "cyto2",
+)
+
+#: File extensions that must not be part of img_filter or mask_filter.
+_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".npz", ".txt")
+
+#: Keys whose string value "None" (as typed on the omnipose command line) means null.
+_NULLABLE = ("test_dir", "pretrained_model", "tyx", "channel_axis")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message lists every reason."""
+
+
+def load_schema(path: str | Path = SCHEMA) -> dict:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def _suggest(key: str, known: list[str], elsewhere: dict[str, str]) -> str:
+    """A "did you mean" for an unknown key, or an empty string."""
+    cleaned = key.lstrip("-").replace("-", "_")
+    for candidate in known:
+        if candidate == cleaned or candidate.lower() == cleaned.lower():
+            return f"; did you mean '{candidate}'?"
+    if cleaned in elsewhere:
+        return f"; did you mean '{elsewhere[cleaned]}'?"
+    match = difflib.get_close_matches(cleaned, known, n=1, cutoff=0.6)
+    if match:
+        return f"; did you mean '{match[0]}'?"
+    match = difflib.get_close_matches(cleaned, list(elsewhere), n=1, cutoff=0.75)
+    if match:
+        return f"; did you mean '{elsewhere[match[0]]}'?"
+    return ""
+
+
+def _all_paths(schema: dict, prefix: str = "") -> dict[str, str]:
+    """Every key of the schema by its bare name -> its dotted path (first one wins)."""
+    out: dict[str, str] = {}
+    for name, sub in schema.get("properties", {}).items():
+        out.setdefault(name, prefix + name)
+        if sub.get("type") == "object":
+            for leaf, path in _all_paths(sub, prefix + name + ".").items():
+                out.setdefault(leaf, path)
+    return out
+
+
+def unknown_keys(config: dict, schema: dict) -> list[str]:
+    """Messages for every key of ``config`` the schema does not know, with a suggestion."""
+    everywhere = _all_paths(schema)
+
+    def walk(node: dict, sub: dict, prefix: str) -> list[str]:
+        props = sub.get("properties", {})
+        msgs = []
+        for key, value in node.items():
+            if key not in props:
+                elsewhere = {k: v for k, v in everywhere.items() if v != prefix + k}
+                hint = _suggest(str(key), list(props), elsewhere)
+                where = f"in section '{prefix[:-1]}'" if prefix else "at the top level"
+                msgs.append(f"unknown key '{prefix}{key}' {where}{hint}")
+            elif props[key].get("type") == "object" and isinstance(value, dict):
+                msgs.extend(walk(value, props[key], f"{prefix}{key}."))
+        return msgs
+
+    return walk(config, schema, "")
+
+
+def _normalise(config: dict) -> None:
+    """Accept the omnipose command line's spellings: 'None' for null, tyx as "224,224"."""
+    for key in _NULLABLE:
+        if isinstance(config.get(key), str) and config[key].strip() in ("None", "none", ""):
+            config[key] = None
+    tyx = config.get("tyx")
+    if isinstance(tyx, str):
+        try:
+            config["tyx"] = [int(v) for v in tyx.split(",")]
+        except ValueError:
+            pass  # left as a string: cross_checks names it
+
+
+def cross_checks(config: dict) -> list[str]:
+    """Problems in combinations of keys (the schema has checked each key alone)."""
+    msgs = []
+    for key in ("img_filter", "mask_filter"):
+        value = config[key]
+        ext = next((e for e in _EXTENSIONS if e in value.lower()), None)
+        if ext:
+            fix = value[: value.lower().index(ext)]
+            msgs.append(
+                f"{key} '{value}' contains the file extension '{ext}': filters are the end of the file"
+                f" name before the extension, so this matches nothing; use '{fix}'"
+            )
+    if config["img_filter"] == config["mask_filter"]:
+        msgs.append("img_filter and mask_filter are equal: images and labels cannot be told apart")
+
+    tyx = config["tyx"]
+    if isinstance(tyx, str):
+        msgs.append(f"tyx '{tyx}' is not a comma-separated list of integers such as '224,224'")
+    elif tyx is not None:
+        if len(tyx) != config["dim"]:
+            msgs.append(f"tyx {tyx} has {len(tyx)} value(s) but dim is {config['dim']}: give one per axis")
+        elif config["dim"] == 2 and tyx[0] != tyx[1]:
+            side = max(tyx)
+            msgs.append(
+                f"tyx {tyx} is not square: Omnipose 1.1.4 crashes on non-square 2D crops"
+                f" (omnipose/loss.py); use [{side}, {side}]"
+            )
+        off = [v for v in tyx if v % 8]
+        if off:
+            fixed = [-(-v // 8) * 8 for v in tyx]
+            msgs.append(
+                f"tyx {tyx}: {off} not a multiple of 8; Omnipose would round it up silently,"
+                f" so say what you get: tyx: {fixed}"
+            )
+
+    if config["dataloader"] and config["num_workers"] == 0:
+        msgs.append("dataloader: true needs num_workers >= 1 (Omnipose raises with 0 workers)")
+
+    _, channel_msgs = plan_from_config(config)
+    msgs.extend(channel_msgs)
+    if config["all_channels"] and config["channels"]["select"] is not None:
+        msgs.append("all_channels: true and channels.select both choose channels: keep one of them")
+
+    model = config["pretrained_model"]
+    if model is not None:
+        if model in BUILTIN_MODELS:
+            msgs.append(
+                f"pretrained_model '{model}' is an Omnipose built-in model that must be downloaded;"
+                " the pipeline does not download: give the path of the model file on disk"
+                " (e.g. ~/.cellpose/models/...) or null to train from scratch"
+            )
+        elif not Path(model).expanduser().is_file():
+            msgs.append(f"pretrained_model '{model}' is not a file; give the path of a model file, or null")
+
+    train = Path(config["dir"])
+    if not train.is_dir():
+        msgs.append(
+            f"dir '{config['dir']}' is not a folder (relative paths are taken from the working"
+            f" directory {Path.cwd()}); set dir to the folder of training images and labels"
+        )
+    test = config["test_dir"]
+    if test is not None:
+        if not Path(test).is_dir():
+            msgs.append(f"test_dir '{test}' is not a folder; set it to the held-out folder, or null")
+        elif train.is_dir() and Path(test).resolve() == train.resolve():
+            msgs.append("test_dir is the same folder as dir: held-out images must not be trained on")
+    return msgs
+
+
+def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+    """A checked copy of ``config`` with every default filled in; ConfigError lists all problems."""
+    schema = load_schema(schema_path)
+    config = copy.deepcopy(dict(config))
+    msgs = unknown_keys(config, schema)
+    if msgs:
+        raise ConfigError(_message(msgs))
+    _normalise(config)
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema_path))
+    except Exception as exc:  # snakemake wraps jsonschema's error in a WorkflowError
+        raise ConfigError(_message([_schema_message(exc)])) from None
+    msgs = cross_checks(config)
+    if msgs:
+        raise ConfigError(_message(msgs))
+    return config
+
+
+def _schema_message(exc: Exception) -> str:
+    text = str(exc)
+    # Keep jsonschema's first lines (what failed where), not the dump of the whole schema.
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    head = [ln for ln in lines if not ln.startswith(("Failed validating", "On instance", "    "))]
+    return " ".join(head[:3]) if head else text
+
+
+def _message(msgs: list[str]) -> str:
+    body = "\n".join(f"  - {m}" for m in msgs)
+    return f"Invalid configuration ({len(msgs)} problem(s)); nothing was run:\n{body}"

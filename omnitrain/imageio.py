@@ -1,0 +1,41 @@
+"""Reading images and label matrices the way Omnipose reads them (cellpose_omni.io.imread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import tifffile
+
+
+class ReadError(ValueError):
+    """A file could not be read as an array; the message says why."""
+
+
+def read_array(path: str | Path) -> np.ndarray:
+    """The array in an image or label file: .tif/.tiff (tifffile), .png/.jpg/.jpeg, .npy, .npz.
+
+    As in Omnipose, an .npz file's array is its ``arr_0``; colour PNG/JPEG are RGB(A), channel last.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    try:
+        if path.stat().st_size == 0:
+            raise ReadError("the file is empty (0 bytes)")
+        if ext in (".tif", ".tiff"):
+            return tifffile.imread(path)
+        if ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if "arr_0" not in data:
+                    raise ReadError(f"the .npz file has no 'arr_0' array (it has {sorted(data.files)})")
+                return data["arr_0"]
+        if ext in (".png", ".jpg", ".jpeg"):
+            return np.asarray(iio.imread(path))
+    except ReadError:
+        raise
+    except Exception as exc:  # every reader raises its own types; the reason is what matters
+        raise ReadError(f"{type(exc).__name__}: {exc}") from None
+    raise ReadError(f"unsupported file type '{path.suffix}'")

@@ -1,0 +1,446 @@
+"""Pre-flight checks of a training set: every problem, with its file and its fix, at once.
+
+:func:`validate_folder` pairs the files (:mod:`omnitrain.discovery`), reads every pair and checks
+it (:func:`check_pair`), and returns one table row per pair plus the list of problems. Errors are
+what would crash Omnipose or make it train on wrong data; warnings are what a user should look at.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from skimage.measure import label as connected_components
+
+from .channels import ChannelPlan, find_channel_axis, plan_from_config
+from .discovery import Discovery, Pair, discover
+from .imageio import ReadError, read_array
+from .problems import Problem, error, errors, format_report, warning
+
+#: Columns of the validation table, in order.
+COLUMNS = [
+    "base",
+    "image",
+    "label",
+    "links",
+    "image_shape",
+    "image_dtype",
+    "channels",
+    "label_dtype",
+    "objects",
+    "max_label",
+    "foreground_fraction",
+    "median_object_area",
+    "split_labels",
+    "n_links",
+    "errors",
+    "warnings",
+    "problems",
+]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`check_pair` needs to know of the configuration."""
+
+    plan: ChannelPlan
+    dim: int = 2
+    channel_axis: int | None = None
+    tyx: tuple[int, ...] | None = None
+    min_objects: int = 3
+    max_background_fraction: float = 0.98
+    min_object_area: int = 9
+    max_split_fraction: float = 0.5
+
+    @classmethod
+    def from_config(cls, config: dict) -> Settings:
+        plan, _ = plan_from_config(config)
+        v = config["validation"]
+        tyx = config["tyx"]
+        return cls(
+            plan=plan,
+            dim=config["dim"],
+            channel_axis=config["channel_axis"],
+            tyx=tuple(tyx) if tyx is not None else None,
+            min_objects=v["min_objects"],
+            max_background_fraction=v["max_background_fraction"],
+            min_object_area=v["min_object_area"],
+            max_split_fraction=v["max_split_fraction"],
+        )
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _few(values, n: int = 5) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:n])
+    return shown + (f" and {len(values) - n} more" if len(values) > n else "")
+
+
+def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict, list[Problem], np.ndarray]:
+    """Check a label matrix. Returns (statistics, problems, the label values present, 0 excluded)."""
+    stats: dict = {"label_dtype": str(lab.dtype)}
+    problems: list[Problem] = []
+    empty = np.array([], dtype=np.int64)
+    dim = settings.dim
+    if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):
+        problems.append(
+            error(
+                path,
+                "colour-labels",
+                f"labels are a colour image {lab.shape} (each object painted in a colour), not a label matrix",
+                "export the label matrix itself (one integer per object, 0 = background), e.g. as a"
+                " 16-bit TIFF from your annotation tool",
+            )
+        )
+        return stats, problems, empty
+    if lab.ndim != dim:
+        problems.append(
+            error(
+                path,
+                "label-dimensions",
+                f"labels have {lab.ndim} axes {lab.shape}; with dim = {dim} a label matrix has {dim}",
+                f"save one {dim}D label matrix per image (no channel or stack axis)",
+            )
+        )
+        return stats, problems, empty
+    if lab.dtype == bool:
+        problems.append(
+            error(
+                path,
+                "binary-mask",
+                "labels are a boolean (binary) mask, not a label matrix: touching cells cannot be told apart",
+                "save one integer per object (0 = background, 1..N = objects), e.g."
+                " skimage.measure.label(mask) if no cells touch, or re-export instance labels",
+            )
+        )
+        return stats, problems, empty
+    if not np.issubdtype(lab.dtype, np.integer):
+        if not np.issubdtype(lab.dtype, np.floating):
+            problems.append(
+                error(
+                    path,
+                    "label-dtype",
+                    f"labels have dtype {lab.dtype}, not integers",
+                    "save the label matrix as unsigned integers (uint16 or uint32)",
+                )
+            )
+            return stats, problems, empty
+        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
+            problems.append(
+                error(
+                    path,
+                    "float-labels",
+                    "labels are floating point with fractional or non-finite values: this is a"
+                    " probability map or an interpolated (resized) label image, not a label matrix",
+                    "save the integer label matrix; resize labels only with nearest-neighbour"
+                    " interpolation (order=0)",
+                )
+            )
+            return stats, problems, empty
+        lab = lab.astype(np.int64)
+    if lab.size and lab.min() < 0:
+        problems.append(
+            error(
+                path,
+                "negative-labels",
+                f"labels contain negative values (minimum {lab.min()})",
+                "use 0 for background and 1..N for objects (e.g. save as uint16/uint32)",
+            )
+        )
+        return stats, problems, empty
+
+    flat = lab.ravel()
+    top = int(flat.max()) if flat.size else 0
+    if top < 4 * flat.size + 1024:
+        counts = np.bincount(flat)
+        values = np.flatnonzero(counts)
+        areas = counts[values]
+    else:  # sparse huge ids: bincount would allocate max-label entries
+        values, areas = np.unique(flat, return_counts=True)
+    keep = values != 0
+    values, areas = values[keep], areas[keep]
+    n = len(values)
+    fg = float(areas.sum()) / max(flat.size, 1)
+    stats.update(
+        objects=n,
+        max_label=top,
+        foreground_fraction=round(fg, 4),
+        median_object_area=float(np.median(areas)) if n else 0.0,
+    )
+    if n == 0:
+        problems.append(
+            error(
+                path,
+                "empty-labels",
+                "label matrix has no objects (all background): Omnipose stops training with"
+                " 'Sparse or over-dense image detected'",
+                "draw the objects in this image, or remove the pair from the training folder",
+            )
+        )
+        return stats, problems, values
+    if path.suffix.lower() == ".png" and top >= 65535:
+        problems.append(
+            error(
+                path,
+                "png-label-overflow",
+                f"PNG label file reaches {top}, the 16-bit limit of PNG: labels above 65535 were"
+                " lost or wrapped when it was saved",
+                "save the label matrix as .tif (uint32) instead of .png",
+            )
+        )
+    # Connected pieces of each label: skimage joins neighbouring pixels of EQUAL value only.
+    pieces = connected_components(lab, background=0, connectivity=dim)
+    owner = np.zeros(int(pieces.max()) + 1, dtype=np.int64)
+    owner[pieces.ravel()] = flat
+    per_label = np.bincount(owner[1:], minlength=top + 1) if top < 4 * flat.size + 1024 else None
+    if per_label is not None:
+        split = np.flatnonzero(per_label > 1)
+    else:
+        vals, cnt = np.unique(owner[1:], return_counts=True)
+        split = vals[cnt > 1]
+    stats["split_labels"] = len(split)
+    if n == 1 and len(split) == 1:
+        problems.append(
+            error(
+                path,
+                "binary-mask",
+                f"labels are a binary mask: the single value {values[0]} covers"
+                f" {int(pieces.max())} separate objects",
+                "save one integer per object (0 = background, 1..N = objects), e.g."
+                " skimage.measure.label(mask > 0) if no cells touch, or re-export instance labels",
+            )
+        )
+    elif len(split) > settings.max_split_fraction * n:
+        problems.append(
+            error(
+                path,
+                "semantic-mask",
+                f"{len(split)} of {n} label values each cover several separate objects: this looks"
+                " like a semantic (class) mask, not an instance label matrix",
+                "give every object its own label value (instance labels), e.g. from your annotation"
+                " tool's instance export",
+            )
+        )
+    elif len(split):
+        problems.append(
+            warning(
+                path,
+                "split-labels",
+                f"{_plural(len(split), 'label')} split into separate pieces ({_few(split)}): each is"
+                " trained as one object",
+                "give each piece its own label, or join the pieces, in the annotation tool",
+            )
+        )
+    if n < settings.min_objects:
+        problems.append(
+            warning(
+                path,
+                "few-objects",
+                f"only {_plural(n, 'object')} (validation.min_objects is {settings.min_objects})",
+                "check that the labels are complete",
+            )
+        )
+    if 1 - fg > settings.max_background_fraction:
+        problems.append(
+            warning(
+                path,
+                "mostly-background",
+                f"{(1 - fg) * 100:.1f}% of the image is background: most training crops will be empty",
+                "crop the image around the cells, or leave it to the pipeline's dense-crop packing",
+            )
+        )
+    tiny = values[areas < settings.min_object_area]
+    if len(tiny):
+        problems.append(
+            warning(
+                path,
+                "tiny-objects",
+                f"{_plural(len(tiny), 'object')} smaller than {settings.min_object_area} pixels"
+                f" ({_few(tiny)}): often stray clicks in the annotation tool",
+                "delete them, or lower validation.min_object_area if they are real",
+            )
+        )
+    return stats, problems, values
+
+
+def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) -> tuple[dict, list[Problem]]:
+    """Check an image against its label's shape and the channel plan."""
+    stats: dict = {"image_shape": "x".join(map(str, img.shape)), "image_dtype": str(img.dtype)}
+    problems: list[Problem] = []
+    if not (np.issubdtype(img.dtype, np.number) or img.dtype == bool) or np.iscomplexobj(img):
+        problems.append(
+            error(path, "image-dtype", f"image has dtype {img.dtype}", "save the image as integers or floats")
+        )
+        return stats, problems
+    axis, why = find_channel_axis(img.shape, label_shape, settings.dim, settings.channel_axis)
+    if why:
+        problems.append(error(path, "image-axes", why, "save the image as YX or YX with one channel axis"))
+        return stats, problems
+    spatial = img.shape if axis is None else tuple(np.delete(img.shape, axis))
+    n_channels = 1 if axis is None else img.shape[axis]
+    stats["channels"] = n_channels
+    if label_shape is not None and tuple(spatial) != tuple(label_shape):
+        problems.append(
+            error(
+                path,
+                "shape-mismatch",
+                f"image is {'x'.join(map(str, spatial))} pixels"
+                + (f" (channel axis {axis} removed)" if axis is not None else "")
+                + f" but its label matrix is {'x'.join(map(str, label_shape))}",
+                "re-export the label matrix from this very image (same size, no crop or resize)"
+                + ("" if axis is not None or settings.channel_axis is None else ", or fix channel_axis"),
+            )
+        )
+    why = settings.plan.incompatibility(n_channels)
+    if why:
+        problems.append(
+            error(path, "channels", why, "fix nchan, chan/chan2, all_channels or channels.select in the config")
+        )
+    if np.issubdtype(img.dtype, np.floating) and not np.all(np.isfinite(img)):
+        problems.append(
+            error(
+                path,
+                "non-finite-image",
+                "image contains NaN or infinite values: training losses become NaN",
+                "replace them (e.g. numpy.nan_to_num) when exporting the image",
+            )
+        )
+    elif img.size and img.min() == img.max():
+        problems.append(
+            error(
+                path,
+                "constant-image",
+                f"image has the same value ({img.flat[0]}) everywhere: blank or saturated export",
+                "re-export the image, or remove the pair",
+            )
+        )
+    if settings.tyx is not None and any(s < t for s, t in zip(spatial, settings.tyx)):
+        problems.append(
+            warning(
+                path,
+                "smaller-than-tyx",
+                f"image {'x'.join(map(str, spatial))} is smaller than the training crop tyx"
+                f" {list(settings.tyx)}: Omnipose pads it with zeros",
+                "use a smaller tyx, or leave such images to the pipeline's dense-crop packing",
+            )
+        )
+    return stats, problems
+
+
+def check_links(path: Path, values: np.ndarray) -> tuple[int, list[Problem]]:
+    """Parse a links file (CSV rows of label integers, Omnipose's format) against the labels present."""
+    problems: list[Problem] = []
+    links: list[tuple[int, ...]] = []
+    with open(path, newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), 1):
+            if not row or not "".join(row).strip():
+                continue
+            try:
+                links.append(tuple(int(v) for v in row))
+            except ValueError:
+                problems.append(
+                    error(
+                        path,
+                        "links-syntax",
+                        f"line {lineno} {','.join(row)!r} is not a comma-separated list of label integers",
+                        "write one link per line as two label values, e.g. '3,7'",
+                    )
+                )
+                return 0, problems
+    present = set(values.tolist())
+    absent = sorted({v for link in links for v in link if v not in present})
+    if absent:
+        problems.append(
+            error(
+                path,
+                "links-unknown-label",
+                f"links name label(s) {_few(absent)} that do not exist in the label matrix",
+                "remove those links, or relabel consistently with the label matrix",
+            )
+        )
+    return len(links), problems
+
+
+def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
+    """Read and check one pair; returns its table row (without problem columns) and its problems."""
+    row: dict = {"base": pair.base, "image": str(pair.image), "label": str(pair.label)}
+    row["links"] = str(pair.links) if pair.links else ""
+    problems: list[Problem] = []
+    lab = img = None
+    try:
+        lab = read_array(pair.label)
+    except ReadError as exc:
+        problems.append(
+            error(pair.label, "unreadable", f"cannot read the label file ({exc})", "re-export the file")
+        )
+    try:
+        img = read_array(pair.image)
+    except ReadError as exc:
+        problems.append(
+            error(pair.image, "unreadable", f"cannot read the image ({exc})", "re-export the file")
+        )
+    values = np.array([], dtype=np.int64)
+    label_ok = False
+    if lab is not None:
+        stats, found, values = check_labels(lab, pair.label, settings)
+        row.update(stats)
+        problems.extend(found)
+        label_ok = not any(p.code in _SHAPELESS for p in found)
+    if img is not None:
+        label_shape = lab.shape if lab is not None and label_ok else None
+        stats, found = check_image(img, pair.image, label_shape, settings)
+        row.update(stats)
+        problems.extend(found)
+    if pair.links is not None and lab is not None:
+        row["n_links"], found = check_links(pair.links, values)
+        problems.extend(found)
+    return row, problems
+
+
+#: Label errors after which the label's shape says nothing about the image's.
+_SHAPELESS = ("colour-labels", "label-dimensions")
+
+
+def validate_pairs(discovery: Discovery, settings: Settings) -> tuple[pd.DataFrame, list[Problem]]:
+    """The table (one row per pair) and every problem: naming problems first, then per pair."""
+    problems = discovery.problems()
+    rows = []
+    for pair in discovery.pairs:
+        row, found = check_pair(pair, settings)
+        row["errors"] = len(errors(found))
+        row["warnings"] = len(found) - row["errors"]
+        row["problems"] = "; ".join(f"{p.severity}: {p.what}" for p in found)
+        rows.append(row)
+        problems.extend(found)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table, problems
+
+
+def validate_folder(config: dict, folder: str | Path | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+    """Discover and check the training folder of a (checked) config."""
+    found = discover(
+        folder if folder is not None else config["dir"],
+        img_filter=config["img_filter"],
+        mask_filter=config["mask_filter"],
+        look_one_level_down=config["look_one_level_down"],
+    )
+    return validate_pairs(found, Settings.from_config(config))
+
+
+def summary_text(table: pd.DataFrame, problems: list[Problem], title: str) -> str:
+    """A human-readable summary: counts, then every problem with its fix."""
+    objects = table["objects"].dropna()
+    head = [title, f"pairs: {len(table)}; objects: {int(objects.sum())}"]
+    if len(objects):
+        head.append(
+            "objects per image: min {} / median {:g} / max {}".format(
+                int(objects.min()), float(objects.median()), int(objects.max())
+            )
+        )
+    return "\n".join(head) + "\n" + format_report(problems, "Validation")
