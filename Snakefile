@@ -3,7 +3,6 @@
 Run `make demo` for the built-in demo, or `snakemake --cores 8` with config/config.yaml edited.
 """
 
-
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +16,6 @@ include: "workflow/rules/validate.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.validate_inputs.output,
-    default_target: True

@@ -12,6 +12,7 @@ Three passes, each collecting every problem before failing once:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import difflib
 from pathlib import Path
@@ -113,10 +114,8 @@ def _normalise(config: dict) -> None:
             config[key] = None
     tyx = config.get("tyx")
     if isinstance(tyx, str):
-        try:
+        with contextlib.suppress(ValueError):  # left as a string: cross_checks names it
             config["tyx"] = [int(v) for v in tyx.split(",")]
-        except ValueError:
-            pass  # left as a string: cross_checks names it
 
 
 def cross_checks(config: dict) -> list[str]:
@@ -189,31 +188,46 @@ def cross_checks(config: dict) -> list[str]:
 
 
 def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
-    """A checked copy of ``config`` with every default filled in; ConfigError lists all problems."""
+    """A checked copy of ``config`` with every default filled in; ConfigError lists all problems.
+
+    Unknown keys are set aside (and reported) so that the rest is still checked: one run of the
+    workflow names every problem of the config.
+    """
     schema = load_schema(schema_path)
     config = copy.deepcopy(dict(config))
     msgs = unknown_keys(config, schema)
-    if msgs:
-        raise ConfigError(_message(msgs))
+    _drop_unknown(config, schema)
     _normalise(config)
-    from snakemake.utils import validate
+    type_msgs = schema_errors(config, schema)
+    msgs += type_msgs
+    if not type_msgs:
+        from snakemake.utils import validate
 
-    try:
-        validate(config, str(schema_path))
-    except Exception as exc:  # snakemake wraps jsonschema's error in a WorkflowError
-        raise ConfigError(_message([_schema_message(exc)])) from None
-    msgs = cross_checks(config)
+        validate(config, str(schema_path))  # fills in the defaults (the config is valid by now)
+        msgs += cross_checks(config)
     if msgs:
         raise ConfigError(_message(msgs))
     return config
 
 
-def _schema_message(exc: Exception) -> str:
-    text = str(exc)
-    # Keep jsonschema's first lines (what failed where), not the dump of the whole schema.
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    head = [ln for ln in lines if not ln.startswith(("Failed validating", "On instance", "    "))]
-    return " ".join(head[:3]) if head else text
+def _drop_unknown(node: dict, schema: dict) -> None:
+    props = schema.get("properties", {})
+    for key in list(node):
+        if key not in props:
+            del node[key]
+        elif props[key].get("type") == "object" and isinstance(node[key], dict):
+            _drop_unknown(node[key], props[key])
+
+
+def schema_errors(config: dict, schema: dict) -> list[str]:
+    """Every schema violation, each named by its key (Snakemake's validate reports only the first)."""
+    from jsonschema import Draft202012Validator
+
+    msgs = []
+    for err in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path)):
+        key = ".".join(str(p) for p in err.path) or "the config"
+        msgs.append(f"{key}: {err.message}")
+    return msgs
 
 
 def _message(msgs: list[str]) -> str:

@@ -13,6 +13,7 @@ short rejection sampler on the label raster itself, which is what keeps labels e
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,10 +192,19 @@ def write_demo(out_dir: str | Path, seed: int = 0, names: list[str] | None = Non
     written = []
     for name in names or sorted(DEMO_SPECS):
         img, lab = make_image(name, seed)
-        tifffile.imwrite(out / f"{name}.tif", img, compression="zlib")
-        tifffile.imwrite(out / f"{name}_masks.tif", lab, compression="zlib")
+        _write_if_changed(out / f"{name}.tif", img)
+        _write_if_changed(out / f"{name}_masks.tif", lab)
         written.append(out / f"{name}.tif")
     return written
+
+
+def _write_if_changed(path: Path, arr: np.ndarray) -> None:
+    """Write a TIFF unless the file already holds exactly these bytes (keeps mtimes, so no rerun)."""
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr, compression="zlib")
+    data = buf.getvalue()
+    if not (path.is_file() and path.read_bytes() == data):
+        path.write_bytes(data)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -88,10 +88,19 @@ class Discovery:
         """Naming problems: the ones that need no pixel to be read."""
         out: list[Problem] = []
         mf = self.mask_filter
+        hints = {}
         for image in self.unlabeled:
             base = _base_of(image, self.img_filter)
+            hints[image] = _closest_file(image.parent, f"{base}{mf}", exclude=image)
+        # A misnamed label (b_mask.tif for b.tif) is itself taken for an image: its own problem
+        # is the rename hint of the image it belongs to, so it is not listed twice.
+        hinted = {image.parent / h for h in hints.values() if h}
+        for image in self.unlabeled:
+            if image in hinted:
+                continue
+            base = _base_of(image, self.img_filter)
             tried = ", ".join(f"{base}{mf}{ext}" for ext in LABEL_EXTENSIONS)
-            hint = _closest_file(image.parent, f"{base}{mf}", exclude=image)
+            hint = hints[image]
             fix = f"add its label matrix as one of {tried} in {image.parent}"
             if hint:
                 fix += f" (is {hint} meant to be {base}{mf}{Path(hint).suffix}? rename it)"
@@ -217,9 +226,7 @@ def discover(
     claimed: set[Path] = set()
     for folder in search_folders(root, look_one_level_down):
         names = sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
-        images = natsorted(
-            (folder / n for n in names if _is_image_name(n, img_filter, mask_filter)), key=str
-        )
+        images = natsorted((folder / n for n in names if _is_image_name(n, img_filter, mask_filter)), key=str)
         by_base: dict[str, list[Path]] = {}
         for image in images:
             by_base.setdefault(_base_of(image, img_filter), []).append(image)

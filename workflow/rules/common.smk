@@ -1,12 +1,9 @@
 # Shared set-up: the checked config, the discovered inputs and the output locations.
-import os
 import sys
 
-# The library next to the workflow is importable here and in the rules' scripts (subprocesses).
+# The library next to the workflow (omnitrain/) is importable here; the rules' scripts add the
+# same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p
-)
 
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
@@ -34,6 +31,7 @@ def validation_settings():
     keys = ("img_filter", "mask_filter", "look_one_level_down", "dim", "channel_axis")
     keys += ("chan", "chan2", "all_channels", "nchan", "tyx")
     return {
+        "dir": config["dir"],
         **{k: config[k] for k in keys},
         "channels": config["channels"],
         "validation": config["validation"],

@@ -11,12 +11,11 @@ rule validate_inputs:
             caption="../report/validate_inputs.rst",
             category="Validation",
         ),
-    params:
-        folder=config["dir"],
-        settings=validation_settings(),
     log:
         f"{LOGS}/validate_inputs.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        settings=validation_settings(),
     script:
         "../scripts/validate_inputs.py"

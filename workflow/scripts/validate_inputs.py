@@ -1,13 +1,16 @@
 """Rule validate_inputs: check the training folder; on any error, stop with one message and write nothing."""
 
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.problems import errors, format_report
 from omnitrain.validation import summary_text, validate_folder
 
 
 def main(sm) -> None:
-    folder = sm.params.folder
+    folder = sm.params.settings["dir"]
     table, problems = validate_folder(sm.config, folder)
     summary = summary_text(table, problems, f"Validation of the training folder {folder}")
     with open(sm.log[0], "w") as log:

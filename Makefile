@@ -1,0 +1,35 @@
+# The two commands of the README: `make demo` and `make test`. Both create the pinned environment
+# first (reused while requirements/lock.txt is unchanged; see scripts/install_env.sh).
+SHELL := /bin/bash
+CORES ?= all
+VENV = $(shell bash scripts/install_env.sh)
+SNAKEMAKE = $(VENV)/bin/snakemake
+
+.PHONY: env demo demo-data test lint bench clean-demo
+
+env:
+	@echo "environment: $(VENV)"
+
+demo-data:
+	@$(VENV)/bin/python -m omnitrain.demo resources/demo > /dev/null
+	@echo "demo data: resources/demo"
+
+demo: demo-data
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	@echo "Validation report of the demo set: results/demo/validation/inputs_summary.txt (table: inputs.tsv)"
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/snakefmt --check Snakefile workflow/
+	$(VENV)/bin/python -m omnitrain.demo resources/demo > /dev/null
+	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+
+test: lint
+	$(VENV)/bin/python -m pytest -q tests
+
+bench:
+	$(VENV)/bin/python tests/benchmarks/bench_validation.py
+
+clean-demo:
+	rm -rf resources/demo results/demo

@@ -1,0 +1,73 @@
+"""Shared helpers: tiny image/label pairs written to temporary folders, and the real data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DSB = SHARED_DATA / "dsb2018_nuclei_subset"
+BACT = SHARED_DATA / "omnipose_testfiles_bact_phase"
+
+
+def needs(path: Path):
+    """Skip a test when a folder of ../shared/data is absent."""
+    return pytest.mark.skipif(not path.is_dir(), reason=f"real data folder {path} is absent")
+
+
+def cells(shape=(64, 64), n=4, size=8, start=1) -> np.ndarray:
+    """A label matrix with ``n`` separate square objects labelled start..start+n-1."""
+    lab = np.zeros(shape, dtype=np.uint16)
+    per_row = max(1, (shape[1] - 2) // (size + 4))
+    for i in range(n):
+        r, c = divmod(i, per_row)
+        y, x = 2 + r * (size + 4), 2 + c * (size + 4)
+        lab[y : y + size, x : x + size] = start + i
+    return lab
+
+
+def image_for(lab: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (100 + 50 * (lab > 0) + rng.integers(0, 20, lab.shape)).astype(np.uint16)
+
+
+def write_pair(
+    folder: Path, base: str, lab=None, img=None, img_ext=".tif", label_ext=".tif", mask_filter="_masks"
+):
+    """Write ``<base><img_ext>`` and ``<base><mask_filter><label_ext>``; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = cells() if lab is None else lab
+    img = image_for(lab) if img is None else img
+    image_path = folder / f"{base}{img_ext}"
+    label_path = folder / f"{base}{mask_filter}{label_ext}"
+    save(image_path, img)
+    if label_ext is not None:
+        save(label_path, lab)
+    return image_path, label_path
+
+
+def save(path: Path, arr: np.ndarray) -> None:
+    ext = path.suffix.lower()
+    if ext in (".tif", ".tiff"):
+        tifffile.imwrite(path, arr)
+    elif ext == ".npy":
+        np.save(path, arr)
+    elif ext == ".npz":
+        np.savez(path, arr)
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(path, arr)
+
+
+@pytest.fixture
+def good_folder(tmp_path) -> Path:
+    """A valid training folder of three pairs."""
+    folder = tmp_path / "train"
+    for i in range(3):
+        write_pair(folder, f"img{i}", lab=cells(n=4 + i))
+    return folder

@@ -1,0 +1,155 @@
+"""The config: omnipose flag names, defaults, "did you mean", and refused combinations."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yaml
+
+from omnitrain.config import BUILTIN_MODELS, SCHEMA, ConfigError, check_config, load_schema
+
+OMNIPOSE_FLAGS = (
+    "dir test_dir img_filter mask_filter look_one_level_down nchan nclasses all_channels channel_axis dim"
+    " pretrained_model diameter learning_rate RAdam batch_size n_epochs tyx save_every save_each dataloader"
+    " num_workers min_train_masks train_size use_gpu chan chan2"
+).split()
+
+
+@pytest.fixture
+def base(good_folder):
+    return {"dir": str(good_folder)}
+
+
+def refused(config) -> str:
+    with pytest.raises(ConfigError) as info:
+        check_config(config)
+    return str(info.value)
+
+
+def test_every_omnipose_flag_is_a_top_level_key():
+    props = load_schema()["properties"]
+    assert set(OMNIPOSE_FLAGS) <= set(props)
+
+
+def test_defaults_are_filled(base):
+    config = check_config(base)
+    assert config["mask_filter"] == "_masks" and config["nchan"] == 1 and config["nclasses"] == 2
+    assert config["pretrained_model"] is None and config["use_gpu"] == "auto"
+    assert config["pipeline"] == {"results": "results", "seed": 0}
+    assert config["channels"] == {"select": None}
+    assert config["validation"]["min_objects"] == 3
+    assert base == {"dir": base["dir"]}, "the caller's dict is not modified"
+
+
+def test_shipped_config_files_are_valid(good_folder):
+    for name in ("config.yaml", "demo.yaml"):
+        with open(SCHEMA.parents[2] / "config" / name) as fh:
+            config = yaml.safe_load(fh)
+        config["dir"] = str(good_folder)
+        check_config(config)
+
+
+@pytest.mark.parametrize(
+    ("typo", "suggestion"),
+    [
+        ({"n_epoch": 10}, "n_epochs"),
+        ({"radam": True}, "RAdam"),
+        ({"--use_gpu": True}, "use_gpu"),
+        ({"mask-filter": "_m"}, "mask_filter"),
+        ({"learningrate": 0.1}, "learning_rate"),
+        ({"seed": 3}, "pipeline.seed"),
+        ({"pipeline": {"sed": 3}}, "seed"),
+        ({"validation": {"min_object": 3}}, "min_objects"),
+    ],
+)
+def test_unknown_keys_are_refused_with_did_you_mean(base, typo, suggestion):
+    message = refused({**base, **typo})
+    key = next(iter(typo))
+    assert "unknown key" in message and key.lstrip("-") in message
+    assert f"did you mean '{suggestion}'?" in message
+
+
+def test_all_unknown_keys_are_listed_at_once(base):
+    message = refused({**base, "n_epoch": 1, "batchsize": 2})
+    assert "n_epoch" in message and "batchsize" in message and "2 problem(s)" in message
+
+
+@pytest.mark.parametrize(
+    ("bad", "words"),
+    [
+        ({"tyx": [224, 256]}, ["not square", "[256, 256]"]),
+        ({"tyx": [220, 220]}, ["multiple of 8", "[224, 224]"]),
+        ({"tyx": [224]}, ["one per axis"]),
+        ({"tyx": "224,2x4"}, ["not a comma-separated list"]),
+        ({"dataloader": True}, ["num_workers"]),
+        ({"nchan": 2}, ["nchan is 2", "chan2"]),
+        ({"chan": 2, "chan2": 3}, ["select 2 channel(s)", "nchan is 1"]),
+        ({"channels": {"select": [0, 1]}}, ["channels.select keeps 2", "nchan: 2"]),
+        ({"channels": {"select": [0]}, "all_channels": True}, ["keep one of them"]),
+        ({"img_filter": "_img.tif"}, ["extension '.tif'", "use '_img'"]),
+        ({"mask_filter": "_masks.png"}, ["extension '.png'", "use '_masks'"]),
+        ({"mask_filter": "_x", "img_filter": "_x"}, ["cannot be told apart"]),
+        ({"pretrained_model": "bact_phase_omni"}, ["built-in", "path"]),
+        ({"pretrained_model": "/no/such/model"}, ["is not a file"]),
+        ({"dir": "/no/such/folder"}, ["is not a folder", "working directory"]),
+        ({"test_dir": "/no/such/folder"}, ["test_dir", "is not a folder"]),
+        ({"n_epochs": "many"}, ["n_epochs", "not of type"]),
+        ({"n_epochs": 0}, ["n_epochs", "minimum"]),
+        ({"use_gpu": "yes"}, ["use_gpu"]),
+        ({"dim": 4}, ["dim"]),
+        ({"chan": 4}, ["chan"]),
+    ],
+)
+def test_invalid_values_and_combinations_are_refused(base, bad, words):
+    message = refused({**base, **bad})
+    for word in words:
+        assert word in message, (word, message)
+
+
+def test_test_dir_equal_to_dir_is_refused(base):
+    assert "held-out" in refused({**base, "test_dir": base["dir"]})
+
+
+def test_missing_dir_is_refused():
+    assert "dir" in refused({})
+
+
+def test_command_line_spellings_are_accepted(base):
+    config = check_config({**base, "pretrained_model": "None", "tyx": "224,224", "test_dir": "None"})
+    assert config["pretrained_model"] is None and config["test_dir"] is None
+    assert config["tyx"] == [224, 224]
+
+
+def test_valid_combinations_pass(base, tmp_path):
+    model = tmp_path / "model"
+    model.write_bytes(b"weights")
+    check_config(
+        {**base, "nchan": 2, "chan": 2, "chan2": 1, "tyx": [256, 256], "pretrained_model": str(model)}
+    )
+    check_config({**base, "dataloader": True, "num_workers": 2, "dim": 3, "tyx": [8, 64, 64]})
+    check_config({**base, "all_channels": True, "nchan": 3})
+    check_config({**base, "channels": {"select": [2, 0]}, "nchan": 2})
+
+
+def test_builtin_model_names_match_omnipose():
+    models = pytest.importorskip("cellpose_omni.models")
+    assert set(BUILTIN_MODELS) == set(models.MODEL_NAMES)
+
+
+def test_config_readme_documents_every_key_and_default():
+    readme = (SCHEMA.parents[2] / "config" / "README.md").read_text()
+    schema = load_schema()
+
+    def rows(props, prefix=""):
+        for name, sub in props.items():
+            if sub.get("type") == "object":
+                yield from rows(sub["properties"], prefix + name + ".")
+            else:
+                yield prefix + name, sub
+
+    for key, sub in rows(schema["properties"]):
+        match = re.search(rf"^\| `{re.escape(key)}` \| ([^|]*) \|", readme, re.M)
+        assert match, f"config/README.md lacks a row for {key}"
+        if "default" in sub:
+            assert match.group(1).strip() == f"`{yaml.safe_dump(sub['default']).splitlines()[0]}`", key

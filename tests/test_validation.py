@@ -1,0 +1,364 @@
+"""The pre-flight validator: a corpus of bad inputs, each refused with its file and a fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import BACT, DSB, cells, image_for, needs, save, write_pair
+
+from omnitrain.config import check_config
+from omnitrain.problems import ERROR, WARNING
+from omnitrain.validation import validate_folder
+
+
+def run(folder, **overrides):
+    config = check_config({"dir": str(folder), **overrides})
+    table, problems = validate_folder(config)
+    return table, problems
+
+
+def background(folder, n=2):
+    """Valid pairs next to the bad input, so that only the bad input is refused."""
+    for i in range(n):
+        write_pair(folder, f"ok{i}", lab=cells(n=5))
+
+
+def _blobs(value_of=lambda i: 1, n=6, dtype=np.uint8):
+    lab = cells(n=n).astype(np.int64)
+    out = np.zeros(lab.shape, dtype=dtype)
+    for i in range(1, n + 1):
+        out[lab == i] = value_of(i)
+    return out
+
+
+# Each case builds a bad input in `folder` and returns (name of the file blamed, expected code,
+# config overrides).
+def case_image_without_label(f):
+    save(f / "lonely.tif", image_for(cells()))
+    return "lonely.tif", "image-without-label", {}
+
+
+def case_label_without_image(f):
+    save(f / "orphan_masks.tif", cells())
+    return "orphan_masks.tif", "label-without-image", {}
+
+
+def case_duplicate_base(f):
+    write_pair(f, "twin")
+    save(f / "twin.tiff", image_for(cells()))
+    return "twin.tif", "duplicate-base", {}
+
+
+def case_jpeg_label(f):
+    save(f / "lossy.tif", image_for(cells()))
+    save(f / "lossy_masks.jpg", cells().astype(np.uint8))
+    return "lossy_masks.jpg", "lossy-label-format", {}
+
+
+def case_too_few_pairs(f):
+    for p in f.iterdir():
+        if p.name.startswith("ok1"):
+            p.unlink()
+    return str(f), "too-few-pairs", {}
+
+
+def case_unreadable_image(f):
+    _, lab = write_pair(f, "broken")
+    (f / "broken.tif").write_bytes(b"this is not a tiff file at all")
+    return "broken.tif", "unreadable", {}
+
+
+def case_empty_label_file(f):
+    write_pair(f, "zero")
+    (f / "zero_masks.tif").write_bytes(b"")
+    return "zero_masks.tif", "unreadable", {}
+
+
+def case_colour_labels(f):
+    lab = cells()
+    rgb = np.stack([lab * 40 % 255, lab * 80 % 255, lab * 20 % 255], axis=-1).astype(np.uint8)
+    write_pair(f, "colour", lab=lab, label_ext=None)
+    save(f / "colour_masks.png", rgb)
+    return "colour_masks.png", "colour-labels", {}
+
+
+def case_label_stack(f):
+    lab = cells()
+    write_pair(f, "stack", lab=lab, img=image_for(lab))
+    save(f / "stack_masks.tif", np.stack([lab, lab]))
+    return "stack_masks.tif", "label-dimensions", {}
+
+
+def case_boolean_mask(f):
+    lab = cells()
+    write_pair(f, "boolean", lab=lab)
+    np.save(f / "boolean_masks.npy", lab > 0)
+    (f / "boolean_masks.tif").unlink()
+    return "boolean_masks.npy", "binary-mask", {}
+
+
+def case_binary_255_mask(f):
+    write_pair(f, "binary", lab=_blobs(lambda i: 255))
+    return "binary_masks.tif", "binary-mask", {}
+
+
+def case_semantic_mask(f):
+    lab = np.concatenate([_blobs(lambda i: 1 + i % 2, n=8), _blobs(lambda i: 1 + i % 2, n=8)], axis=0)
+    write_pair(f, "semantic", lab=lab)
+    return "semantic_masks.tif", "semantic-mask", {}
+
+
+def case_float_labels(f):
+    lab = cells().astype(np.float32)
+    lab[lab > 0] += 0.5
+    write_pair(f, "probability", lab=lab, img=image_for(cells()))
+    return "probability_masks.tif", "float-labels", {}
+
+
+def case_negative_labels(f):
+    lab = cells().astype(np.int32)
+    lab[0, 0] = -1
+    write_pair(f, "negative", lab=lab)
+    return "negative_masks.tif", "negative-labels", {}
+
+
+def case_empty_labels(f):
+    write_pair(f, "blank", lab=np.zeros((64, 64), np.uint16), img=image_for(cells()))
+    return "blank_masks.tif", "empty-labels", {}
+
+
+def case_png_overflow(f):
+    lab = cells(shape=(64, 64), n=4).astype(np.uint16)
+    lab[lab == 4] = 65535
+    write_pair(f, "overflow", lab=lab, label_ext=".png")
+    return "overflow_masks.png", "png-label-overflow", {}
+
+
+def case_shape_mismatch(f):
+    lab = cells()
+    write_pair(f, "mismatch", lab=lab, img=image_for(lab)[:60])
+    return "mismatch.tif", "shape-mismatch", {}
+
+
+def case_image_4d(f):
+    lab = cells()
+    write_pair(f, "hyper", lab=lab, img=np.stack([np.stack([image_for(lab)] * 2)] * 2))
+    return "hyper.tif", "image-axes", {}
+
+
+def case_missing_channel(f):
+    lab = cells()
+    for p in f.iterdir():
+        p.unlink()
+    for i in range(2):
+        write_pair(f, f"green{i}", lab=lab, img=np.stack([image_for(lab, s) for s in range(2)], axis=-1))
+    write_pair(f, "grey", lab=lab)
+    return "grey.tif", "channels", {"chan": 2}
+
+
+def case_all_channels_count(f):
+    lab = cells()
+    rgb = np.stack([image_for(lab)] * 3, axis=-1)
+    for p in f.iterdir():
+        p.unlink()
+    for i in range(2):
+        write_pair(f, f"two{i}", lab=lab, img=rgb[..., :2])
+    write_pair(f, "three", lab=lab, img=rgb)
+    return "three.tif", "channels", {"all_channels": True, "nchan": 2}
+
+
+def case_nan_image(f):
+    lab = cells()
+    img = image_for(lab).astype(np.float32)
+    img[3, 3] = np.nan
+    write_pair(f, "nan", lab=lab, img=img)
+    return "nan.tif", "non-finite-image", {}
+
+
+def case_constant_image(f):
+    lab = cells()
+    write_pair(f, "flat", lab=lab, img=np.zeros(lab.shape, np.uint16))
+    return "flat.tif", "constant-image", {}
+
+
+def case_complex_image(f):
+    lab = cells()
+    write_pair(f, "complex", lab=lab, img=image_for(lab).astype(np.complex64))
+    return "complex.tif", "image-dtype", {}
+
+
+def case_links_syntax(f):
+    write_pair(f, "linked")
+    (f / "linked_links.txt").write_text("1,2\n3;4\n")
+    return "linked_links.txt", "links-syntax", {}
+
+
+def case_links_unknown(f):
+    write_pair(f, "linked")
+    (f / "linked_links.txt").write_text("1,2\n3,99\n")
+    return "linked_links.txt", "links-unknown-label", {}
+
+
+def case_npz_without_arr0(f):
+    lab = cells()
+    write_pair(f, "archive", lab=lab, label_ext=None)
+    np.savez(f / "archive_masks.npz", labels=lab)
+    return "archive_masks.npz", "unreadable", {}
+
+
+def case_label_dtype(f):
+    lab = cells()
+    write_pair(f, "strings", lab=lab, label_ext=None)
+    np.save(f / "strings_masks.npy", lab.astype(str))
+    return "strings_masks.npy", "label-dtype", {}
+
+
+CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]
+
+
+def test_corpus_is_large_enough():
+    assert len(CASES) >= 20
+    assert len({c.__name__ for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.__name__[5:])
+def test_bad_input_is_refused_with_file_and_fix(tmp_path, case):
+    folder = tmp_path / "train"
+    background(folder)
+    blamed, code, overrides = case(folder)
+    table, problems = run(folder, **overrides)
+    hits = [p for p in problems if p.code == code and p.severity == ERROR]
+    assert hits, f"expected a {code} error, got {[(p.code, p.file) for p in problems]}"
+    assert any(str(p.file).endswith(blamed) for p in hits), [p.file for p in hits]
+    for p in hits:
+        assert len(p.what) > 15 and len(p.fix) > 10
+    # The valid pairs next to it are not blamed.
+    assert not [p for p in problems if p.severity == ERROR and "ok0" in p.file]
+
+
+def test_good_folder_has_no_problem(good_folder):
+    table, problems = run(good_folder)
+    assert problems == []
+    assert list(table["objects"]) == [4, 5, 6]
+    assert set(table["errors"]) == {0}
+
+
+def test_every_problem_of_a_folder_is_reported_at_once(tmp_path):
+    folder = tmp_path / "train"
+    background(folder)
+    case_float_labels(folder)
+    case_image_without_label(folder)
+    case_links_unknown(folder)
+    _, problems = run(folder)
+    codes = {p.code for p in problems if p.severity == ERROR}
+    assert {"float-labels", "image-without-label", "links-unknown-label"} <= codes
+
+
+def test_split_labels_are_a_warning(tmp_path):
+    folder = tmp_path / "train"
+    background(folder)
+    lab = cells(n=6)
+    lab[40, 40] = 1  # a stray pixel of object 1, far from it
+    write_pair(folder, "stray", lab=lab)
+    table, problems = run(folder)
+    found = [p for p in problems if p.code == "split-labels"]
+    assert [p.severity for p in found] == [WARNING]
+    assert found[0].file.endswith("stray_masks.tif") and "(1)" in found[0].what
+    assert table.set_index("base").loc["stray", "split_labels"] == 1
+
+
+@pytest.mark.parametrize(
+    ("code", "lab", "overrides"),
+    [
+        ("few-objects", cells(n=2), {}),
+        ("mostly-background", cells(shape=(256, 256), n=3, size=6), {}),
+        ("tiny-objects", cells(n=5, size=2), {}),
+        ("smaller-than-tyx", cells(), {"tyx": [96, 96]}),
+    ],
+)
+def test_warnings_do_not_stop(tmp_path, code, lab, overrides):
+    folder = tmp_path / "train"
+    background(folder)
+    write_pair(folder, "odd", lab=lab)
+    _, problems = run(folder, **overrides)
+    found = [p for p in problems if p.code == code]
+    assert found and all(p.severity == WARNING for p in found)
+    assert not [p for p in problems if p.severity == ERROR]
+
+
+def test_rgb_images_with_channel_selection(tmp_path):
+    folder = tmp_path / "train"
+    lab = cells()
+    rgb = np.stack([image_for(lab, s) for s in range(3)], axis=-1).astype(np.uint8)
+    for i in range(2):
+        write_pair(folder, f"rgb{i}", lab=lab, img=rgb, img_ext=".png", label_ext=".png")
+    for overrides in ({}, {"chan": 2}, {"channels": {"select": [0, 2]}, "nchan": 2}, {"channel_axis": 2}):
+        table, problems = run(folder, **overrides)
+        assert problems == [], overrides
+        assert set(table["channels"]) == {3}
+
+
+def test_channel_first_stack_is_inferred(tmp_path):
+    folder = tmp_path / "train"
+    lab = cells()
+    cyx = np.stack([image_for(lab, s) for s in range(2)])
+    for i in range(2):
+        write_pair(folder, f"cyx{i}", lab=lab, img=cyx)
+    table, problems = run(folder, chan=1, chan2=2, nchan=2)
+    assert problems == []
+    _, problems = run(folder, channel_axis=-1)
+    assert {p.code for p in problems} == {"shape-mismatch"}
+
+
+def test_float_labels_with_whole_values_are_accepted(tmp_path):
+    folder = tmp_path / "train"
+    background(folder)
+    write_pair(folder, "floaty", lab=cells().astype(np.float32), img=image_for(cells()))
+    table, problems = run(folder)
+    assert problems == []
+    assert table.set_index("base").loc["floaty", "objects"] == 4
+
+
+def test_valid_links_are_counted(tmp_path):
+    folder = tmp_path / "train"
+    background(folder)
+    write_pair(folder, "linked")
+    (folder / "linked_links.txt").write_text("1,2\n\n3,4\n")
+    table, problems = run(folder)
+    assert problems == []
+    assert table.set_index("base").loc["linked", "n_links"] == 2
+
+
+def test_many_labels_use_the_sparse_path(tmp_path):
+    folder = tmp_path / "train"
+    background(folder)
+    lab = cells(n=4).astype(np.uint32) * 1_000_000  # huge, sparse ids
+    write_pair(folder, "sparseids", lab=lab)
+    table, problems = run(folder)
+    assert problems == []
+    row = table.set_index("base").loc["sparseids"]
+    assert row["objects"] == 4 and row["max_label"] == 4_000_000
+
+
+@needs(DSB)
+@pytest.mark.parametrize("overrides", [{}, {"channel_axis": 2}])
+def test_dsb_is_accepted_and_its_split_labels_are_warnings(overrides):
+    table, problems = run(DSB, **overrides)
+    assert not [p for p in problems if p.severity == ERROR]
+    assert len(table) == 27 and table["objects"].sum() == 1683
+    manifest = pd.read_csv(DSB / "manifest.csv")
+    expected = {f[: -len(".tif")]: n for f, n in zip(manifest.file, manifest.fragmented_labels, strict=True)}
+    assert table.set_index("base")["split_labels"].to_dict() == expected
+    split_warned = {p.file.rsplit("/", 1)[-1] for p in problems if p.code == "split-labels"}
+    assert split_warned == {f"{b}_masks.tif" for b, n in expected.items() if n}
+    assert {"dsb_fluo_0402a81e7526_masks.tif", "dsb_fluo_175dbb364bfe_masks.tif"} <= split_warned
+    rgb = table[table.base.str.startswith("dsb_color")]
+    assert len(rgb) == 4 and set(rgb["channels"]) == {3}
+
+
+@needs(BACT)
+def test_bacterial_phase_set_is_accepted():
+    table, problems = run(BACT, mask_filter="_cp_masks")
+    assert problems == []
+    assert len(table) == 7 and table["objects"].min() >= 3
