@@ -1,0 +1,56 @@
+"""Label matrices and links: relabelling to 1..N, links files, dtype choice."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+from skimage.segmentation import relabel_sequential
+
+Link = tuple[int, ...]
+
+
+def label_dtype(n: int) -> np.dtype:
+    """The smallest unsigned dtype Omnipose reads for labels up to ``n``."""
+    return np.dtype(np.uint16) if n < 2**16 else np.dtype(np.uint32)
+
+
+def as_int_labels(lab: np.ndarray) -> np.ndarray:
+    """A label matrix as int64 (float matrices with whole values included; validation refused others)."""
+    if np.issubdtype(lab.dtype, np.floating):
+        return np.rint(lab).astype(np.int64)
+    return lab.astype(np.int64, copy=False)
+
+
+def relabel(lab: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
+    """Labels renumbered 1..N in order of their old value; returns (labels, {old: new})."""
+    lab = as_int_labels(lab)
+    new, forward, _ = relabel_sequential(lab)
+    old = np.unique(lab[lab > 0])
+    mapping = {int(o): int(forward[o]) for o in old}
+    return new.astype(label_dtype(len(old))), mapping
+
+
+def read_links(path: str | Path | None) -> list[Link]:
+    """Links of a ``<base>_links.txt`` file (Omnipose's CSV of label integers); [] when absent."""
+    if path is None or not Path(path).is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [tuple(int(v) for v in row) for row in csv.reader(fh) if row and "".join(row).strip()]
+
+
+def write_links(path: str | Path, links: Iterable[Link]) -> None:
+    """Write links one per line, sorted, so that equal link sets give equal bytes."""
+    rows = sorted(set(links))
+    Path(path).write_text("".join(",".join(str(v) for v in row) + "\n" for row in rows))
+
+
+def remap_links(links: Iterable[Link], mapping: Mapping[int, int]) -> list[Link]:
+    """Links in new label numbers; a link that names a label no longer present is dropped."""
+    out = []
+    for link in links:
+        if all(v in mapping for v in link):
+            out.append(tuple(mapping[v] for v in link))
+    return sorted(set(out))
