@@ -13,9 +13,13 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/validate.smk"
+include: "workflow/rules/preprocess.smk"
 
 
 rule all:
     default_target: True
     input:
         rules.validate_inputs.output,
+        rules.validate_training_set.output,
+        rules.preview.output,
+        rules.heldout_set.output,

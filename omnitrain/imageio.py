@@ -39,3 +39,8 @@ def read_array(path: str | Path) -> np.ndarray:
     except Exception as exc:  # every reader raises its own types; the reason is what matters
         raise ReadError(f"{type(exc).__name__}: {exc}") from None
     raise ReadError(f"unsupported file type '{path.suffix}'")
+
+
+def write_tiff(path: str | Path, arr: np.ndarray) -> None:
+    """Write an array as a zlib-compressed TIFF; the same array always gives the same bytes."""
+    tifffile.imwrite(path, np.ascontiguousarray(arr), compression="zlib")

@@ -411,9 +411,11 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
 _SHAPELESS = ("colour-labels", "label-dimensions")
 
 
-def validate_pairs(discovery: Discovery, settings: Settings) -> tuple[pd.DataFrame, list[Problem]]:
+def validate_pairs(
+    discovery: Discovery, settings: Settings, min_pairs: int = 2
+) -> tuple[pd.DataFrame, list[Problem]]:
     """The table (one row per pair) and every problem: naming problems first, then per pair."""
-    problems = discovery.problems()
+    problems = discovery.problems(min_pairs)
     rows = []
     for pair in discovery.pairs:
         row, found = check_pair(pair, settings)
@@ -426,15 +428,17 @@ def validate_pairs(discovery: Discovery, settings: Settings) -> tuple[pd.DataFra
     return table, problems
 
 
-def validate_folder(config: dict, folder: str | Path | None = None) -> tuple[pd.DataFrame, list[Problem]]:
-    """Discover and check the training folder of a (checked) config."""
+def validate_folder(
+    config: dict, folder: str | Path | None = None, min_pairs: int = 2
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Discover and check the training folder of a (checked) config (or another folder with its rules)."""
     found = discover(
         folder if folder is not None else config["dir"],
         img_filter=config["img_filter"],
         mask_filter=config["mask_filter"],
         look_one_level_down=config["look_one_level_down"],
     )
-    return validate_pairs(found, Settings.from_config(config))
+    return validate_pairs(found, Settings.from_config(config), min_pairs)
 
 
 def summary_text(table: pd.DataFrame, problems: list[Problem], title: str) -> str:

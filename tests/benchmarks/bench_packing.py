@@ -101,8 +101,7 @@ def main() -> None:
             ("demo (generated)", demo, {}, None, 2.0),
         ]
         print(f"bin {args.bin_size}, pad {args.pad}, gap {args.gap}, max crop {args.max_crop}")
-        head = "set                     images  raw fg  tiled fg  packed fg  ratio  target  bins  bin fill  cells kept"
-        print(head)
+        print(f"{'set':24s}images  raw fg  tiled fg  packed fg  ratio  target  bins  bin fill  cells kept")
         for name, folder, extra, only, target in sets:
             if not folder.is_dir():
                 print(f"{name:24s}skipped: {folder} is absent")
@@ -125,7 +124,8 @@ def main() -> None:
             print(
                 f"{name:24s}{m['images']:6d}  {m['raw']:6.3f}  {m['tiled']:8.3f}  {m['packed']:9.3f}"
                 f"  {ratio:5.2f}x  {target:4.1f}x  {m['bins']:4d}  {m['fill']:8.1%}  {kept:>10s}"
-                f"   (fullest-first bins: min {m['min_fill']:.0%}, last {m['last_fill']:.0%}, {m['split_crops']} crops of cut cells, {m['seconds']:.1f} s)"
+                f"   (bins but the last: min {m['min_fill']:.0%}; last {m['last_fill']:.0%};"
+                f" {m['split_crops']} crops of cut cells; {m['seconds']:.1f} s)"
             )
 
 

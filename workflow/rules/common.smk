@@ -1,4 +1,5 @@
-# Shared set-up: the checked config, the discovered inputs and the output locations.
+# Shared set-up: the checked config, the discovered inputs, the held-out split and output locations.
+import re
 import sys
 
 # The library next to the workflow (omnitrain/) is importable here; the rules' scripts add the
@@ -7,6 +8,7 @@ sys.path.insert(0, workflow.basedir)
 
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
+from omnitrain.split import assign_split
 
 try:
     config.update(check_config(config))
@@ -15,15 +17,61 @@ except ConfigError as exc:
 
 RESULTS = config["pipeline"]["results"]
 LOGS = f"{RESULTS}/logs"
+PRE = f"{RESULTS}/preprocess"
+
+
+def find_pairs(folder):
+    return discover(
+        folder,
+        img_filter=config["img_filter"],
+        mask_filter=config["mask_filter"],
+        look_one_level_down=config["look_one_level_down"],
+    )
+
 
 # Pairs found with Omnipose's naming rules. Every file that matters is an input of
 # validate_inputs, so adding, removing or editing one reruns the validation.
-INPUTS = discover(
-    config["dir"],
-    img_filter=config["img_filter"],
-    mask_filter=config["mask_filter"],
-    look_one_level_down=config["look_one_level_down"],
-)
+INPUTS = find_pairs(config["dir"])
+TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
+
+
+def source_name(pair, root):
+    """A source image's name: its path below the data folder, without extension."""
+    rel = pair.image.parent.relative_to(root)
+    return pair.base if str(rel) == "." else f"{rel.as_posix()}/{pair.base}"
+
+
+def source_id(name):
+    """The wildcard value of a source image: its name with '/' made file-name safe."""
+    return name.replace("/", "__")
+
+
+# Sources by id: {"pair": Pair, "name": str, "role": "train" | "test"}.
+SOURCES = {}
+_names = {source_name(p, INPUTS.root): p for p in INPUTS.pairs}
+if TEST_INPUTS is None:
+    _roles = assign_split(
+        sorted(_names),
+        config["split"]["test_fraction"],
+        seed=config["pipeline"]["seed"],
+        group_regex=config["split"]["group_regex"],
+        min_test=config["split"]["min_test"],
+    )
+else:
+    _roles = dict.fromkeys(_names, "train")
+for _name, _pair in _names.items():
+    SOURCES[source_id(_name)] = {"pair": _pair, "name": _name, "role": _roles[_name]}
+if TEST_INPUTS is not None:
+    for _pair in TEST_INPUTS.pairs:
+        _name = source_name(_pair, TEST_INPUTS.root)
+        SOURCES["test__" + source_id(_name)] = {"pair": _pair, "name": _name, "role": "test"}
+
+TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
+TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
+
+
+wildcard_constraints:
+    sid="[^/]+",
 
 
 def validation_settings():
@@ -32,7 +80,22 @@ def validation_settings():
     keys += ("chan", "chan2", "all_channels", "nchan", "tyx")
     return {
         "dir": config["dir"],
+        "test_dir": config["test_dir"],
         **{k: config[k] for k in keys},
         "channels": config["channels"],
         "validation": config["validation"],
     }
+
+
+def channel_settings():
+    keys = ("dim", "channel_axis", "chan", "chan2", "all_channels", "nchan")
+    return {**{k: config[k] for k in keys}, "channels": config["channels"]}
+
+
+def source_files(wildcards):
+    """The user's files of one source image (links only when there is a links file)."""
+    pair = SOURCES[wildcards.sid]["pair"]
+    files = {"image": str(pair.image), "label": str(pair.label)}
+    if pair.links is not None:
+        files["links"] = str(pair.links)
+    return files

@@ -1,9 +1,10 @@
-# Pre-flight check of the user's training folder: every problem, with its file and its fix.
+# Pre-flight check of the user's data folders: every problem, with its file and its fix.
 
 
 rule validate_inputs:
     input:
         files=[str(p) for p in INPUTS.files()],
+        test_files=[str(p) for p in TEST_INPUTS.files()] if TEST_INPUTS else [],
     output:
         table=f"{RESULTS}/validation/inputs.tsv",
         summary=report(
@@ -19,3 +20,8 @@ rule validate_inputs:
         settings=validation_settings(),
     script:
         "../scripts/validate_inputs.py"
+
+
+# Every later rule takes this as ancient(): it must exist (the data passed), but rewriting it when one
+# file changes does not make the other images' jobs rerun.
+VALIDATED = rules.validate_inputs.output.table

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import pandas as pd
+
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.problems import errors, format_report
@@ -12,7 +14,13 @@ from omnitrain.validation import summary_text, validate_folder
 def main(sm) -> None:
     folder = sm.params.settings["dir"]
     table, problems = validate_folder(sm.config, folder)
-    summary = summary_text(table, problems, f"Validation of the training folder {folder}")
+    test_dir = sm.params.settings["test_dir"]
+    if test_dir:
+        test_table, test_problems = validate_folder(sm.config, test_dir, min_pairs=1)
+        table = pd.concat([table.assign(set="train"), test_table.assign(set="test")], ignore_index=True)
+        problems += test_problems
+        folder = f"{folder} and {test_dir}"
+    summary = summary_text(table, problems, f"Validation of {folder}")
     with open(sm.log[0], "w") as log:
         log.write(summary + "\n")
     if errors(problems):

@@ -1,0 +1,67 @@
+"""Manifests: what a step read, what it wrote, with which parameters and which code.
+
+Manifests hold no clock times, so that the same inputs give byte-identical outputs; timings go to
+the rules' logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+SCRIPTS = PACKAGE.parent / "workflow" / "scripts"
+
+
+def sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A digest of the library and the rule scripts: any change to the code changes it."""
+    h = hashlib.sha256()
+    for path in sorted([*PACKAGE.glob("*.py"), *SCRIPTS.glob("*.py")]):
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def files_of(paths) -> dict[str, str]:
+    """{path: sha256} of files, and of every file inside folders (sorted, recursive)."""
+    out = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(q for q in p.rglob("*") if q.is_file() and not q.name.startswith(".")):
+                out[str(f)] = sha256(f)
+        elif p.is_file():
+            out[str(p)] = sha256(p)
+    return out
+
+
+def write_json(path: str | Path, data) -> None:
+    Path(path).write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+
+
+def _plain(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def manifest(step: str, inputs, outputs, params: dict, **extra) -> dict:
+    return {
+        "step": step,
+        "code_version": code_version(),
+        "params": params,
+        "inputs": files_of(inputs),
+        "outputs": files_of(outputs),
+        **extra,
+    }

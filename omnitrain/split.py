@@ -1,0 +1,48 @@
+"""Held-out split of SOURCE images, stable when the dataset grows."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+
+def group_of(name: str, group_regex: str | None) -> str:
+    """The group an image belongs to: the regex's first group (or whole match) in its name, else the name."""
+    if not group_regex:
+        return name
+    match = re.search(group_regex, name)
+    if not match:
+        return name
+    return match.group(1) if match.groups() and match.group(1) is not None else match.group(0)
+
+
+def hash_unit(key: str, seed: int) -> float:
+    """A number in [0, 1) that depends only on ``key`` and ``seed`` (SHA-256, not Python's salted hash)."""
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def assign_split(
+    names: list[str], test_fraction: float, seed: int = 0, group_regex: str | None = None, min_test: int = 1
+) -> dict[str, str]:
+    """``{name: "train" | "test"}`` for source images named by their path relative to the data folder.
+
+    A group is held out when the hash of its key falls below ``test_fraction``: the decision for an
+    image depends on its own name and the seed only, so adding images never moves existing ones.
+    When fewer than ``min_test`` groups fall below the threshold, the groups with the smallest
+    hashes are held out as well (the one case where growth can move an image back: once enough
+    new groups fall below the threshold, these return to training). At least one group always
+    stays in training.
+    """
+    groups = {n: group_of(n, group_regex) for n in names}
+    keys = sorted(set(groups.values()))
+    u = {k: hash_unit(k, seed) for k in keys}
+    test = {k for k in keys if u[k] < test_fraction}
+    wanted = min(min_test, max(len(keys) - 1, 0))
+    for k in sorted(keys, key=lambda k: (u[k], k)):
+        if len(test) >= wanted:
+            break
+        test.add(k)
+    if keys and len(test) == len(keys):  # everything below the threshold: keep one for training
+        test.discard(max(keys, key=lambda k: (u[k], k)))
+    return {n: ("test" if groups[n] in test else "train") for n in names}

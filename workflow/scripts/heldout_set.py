@@ -1,0 +1,24 @@
+"""Rule heldout_set: the held-out source images (channels selected, labels 1..N) in Omnipose's naming."""
+
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+from omnitrain.runlog import get_logger
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    out = Path(sm.output[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for src in map(Path, sm.input):
+        if src.name.endswith("_links.txt") and not src.stat().st_size:
+            continue
+        shutil.copyfile(src, out / src.name)
+    n = len(list(out.glob("*_masks.tif")))
+    log.info(f"held-out set: {n} source image(s) in {out}" + ("" if n else " (none: nothing to evaluate on)"))
+
+
+main(snakemake)  # noqa: F821

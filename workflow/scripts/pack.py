@@ -1,0 +1,133 @@
+"""Rule pack: pack every training crop into ensemble images (or, with packing off, take the tiles).
+
+Writes the training set as Omnipose reads it (<base>.tif, <base>_masks.tif, <base>_links.txt),
+a provenance table (one row per packed crop, or per tile) and statistics.
+"""
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import numpy as np
+import pandas as pd
+
+from omnitrain.imageio import read_array, write_tiff
+from omnitrain.labels import write_links
+from omnitrain.manifest import manifest, write_json
+from omnitrain.packing import Crop, assemble_bins
+from omnitrain.runlog import get_logger
+
+
+def load_crops(folder: Path) -> list[Crop]:
+    records = json.loads((folder / "crops.json").read_text())["crops"]
+    crops = []
+    for r in records:
+        image = read_array(folder / f"{r['name']}.tif")
+        labels = read_array(folder / f"{r['name']}_masks.tif")
+        crops.append(
+            Crop(
+                source=r["source"],
+                tile=r["tile"],
+                box=tuple(r["box"]),
+                image=image if image.ndim == 3 else image[None],
+                labels=labels,
+                cells={int(k): v for k, v in r["cells"].items()},
+                fill=np.asarray(r["fill"], np.float32),
+                links=[tuple(link) for link in r["links"]],
+                split_cell=r["split_cell"],
+            )
+        )
+    return crops
+
+
+def tile_stats(tile_dirs) -> dict:
+    fg = px = cells = kept_fg = kept_px = 0
+    for folder in tile_dirs:
+        for t in json.loads((Path(folder) / "tiles.json").read_text())["tiles"]:
+            fg += t["foreground"]
+            px += t["pixels"]
+            if t["kept"]:
+                kept_fg += t["foreground"]
+                kept_px += t["pixels"]
+                cells += t["objects"]
+    return {"raw_fg": fg / max(px, 1), "tiled_fg": kept_fg / max(kept_px, 1), "tile_cells": cells}
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    p = sm.params.packing
+    out = Path(sm.output.trainset)
+    out.mkdir(parents=True, exist_ok=True)
+    parts = [Path(x) for x in sm.input.parts]
+    tile_dirs = [Path(x) for x in sm.input.tiles]
+    if p["enabled"]:
+        crops = [c for folder in parts for c in load_crops(folder)]
+        bins = assemble_bins(crops, p["bin_size"], p["rotation"])
+        rows = []
+        for i, b in enumerate(bins):
+            name = f"packed_{i:03d}"
+            write_tiff(out / f"{name}.tif", b.image[0] if b.image.shape[0] == 1 else b.image)
+            write_tiff(out / f"{name}_masks.tif", b.labels)
+            if b.links:
+                write_links(out / f"{name}_links.txt", b.links)
+            for r in b.rows:
+                rows.append({"image": name, **r, "label_map": json.dumps(r["label_map"], sort_keys=True)})
+        fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]
+        images = [b.labels for b in bins]
+        extra = {
+            "crops": len(crops),
+            "bins": len(bins),
+            "bin_fill": fills,
+            "mean_bin_fill_but_last": float(np.mean(fills[:-1])) if len(fills) > 1 else None,
+            "crops_of_cut_cells": int(sum(c.split_cell for c in crops)),
+        }
+    else:
+        rows = []
+        for folder in parts:
+            for t in json.loads((folder / "tiles.json").read_text())["tiles"]:
+                if not t["kept"]:
+                    continue
+                for suffix in (".tif", "_masks.tif", "_links.txt"):
+                    src = folder / f"{t['name']}{suffix}"
+                    if suffix != "_links.txt" or src.stat().st_size:
+                        shutil.copyfile(src, out / src.name)
+                (y0, y1), (x0, x1) = t["box"]
+                rows.append(
+                    {
+                        "image": t["name"],
+                        "source": folder.name,
+                        "tile": t["index"],
+                        "src_y0": y0,
+                        "src_x0": x0,
+                        "src_y1": y1,
+                        "src_x1": x1,
+                        "cells": t["objects"],
+                        "label_map": json.dumps({v: int(k) for k, v in t["label_map"].items()}, sort_keys=True),
+                    }
+                )
+        images = [read_array(f) for f in sorted(out.glob("*_masks.tif"))]
+        extra = {"tiles": len(rows)}
+    table = pd.DataFrame(rows)
+    table.to_csv(sm.output.provenance, sep="\t", index=False)
+    stats = tile_stats(tile_dirs)
+    fg = sum(int((x > 0).sum()) for x in images)
+    stats.update(
+        packed_fg=fg / max(sum(x.size for x in images), 1),
+        images=len(images),
+        cells=int(sum(len(np.unique(x)) - 1 for x in images)),
+        sources=len(parts),
+        **extra,
+    )
+    stats["manifest"] = manifest("pack", parts, [out], {"packing": p, "tiling": sm.params.tiling})
+    write_json(sm.output.stats, stats)
+    log.info(
+        f"training set: {stats['images']} image(s), {stats['cells']} cells from {len(parts)} source image(s);"
+        f" foreground fraction raw {stats['raw_fg']:.3f} -> tiled {stats['tiled_fg']:.3f}"
+        f" -> training set {stats['packed_fg']:.3f}"
+    )
+
+
+main(snakemake)  # noqa: F821

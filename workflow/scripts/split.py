@@ -1,0 +1,39 @@
+"""Rule split: the held-out assignment of the source images, as a table (decided in common.smk)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import pandas as pd
+
+from omnitrain.runlog import get_logger
+from omnitrain.split import group_of, hash_unit
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    regex = sm.params.split["group_regex"]
+    rows = []
+    for sid, src in sorted(sm.params.sources.items()):
+        group = group_of(src["name"], regex)
+        by_dir = sm.params.test_dir is not None
+        rows.append(
+            {
+                "source": sid,
+                "name": src["name"],
+                "group": group,
+                "hash": "" if by_dir else f"{hash_unit(group, sm.params.seed):.6f}",
+                "role": src["role"],
+            }
+        )
+    table = pd.DataFrame(rows, columns=["source", "name", "group", "hash", "role"])
+    table.to_csv(sm.output[0], sep="\t", index=False)
+    counts = table["role"].value_counts().to_dict()
+    rule = "test_dir" if sm.params.test_dir else f"hash < {sm.params.split['test_fraction']}"
+    log.info(f"split ({rule}): {counts.get('train', 0)} training, {counts.get('test', 0)} held-out source images")
+    if not counts.get("test"):
+        log.info("no held-out image: set split.test_fraction or test_dir to evaluate on unseen images")
+
+
+main(snakemake)  # noqa: F821

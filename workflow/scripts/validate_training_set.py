@@ -1,0 +1,86 @@
+"""Rule validate_training_set: the produced training set passes the validator, and Omnipose's own
+discovery and loader (cellpose_omni.io) find and load exactly the same pairs."""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import numpy as np
+
+from omnitrain.channels import ChannelPlan
+from omnitrain.discovery import discover
+from omnitrain.imageio import read_array
+from omnitrain.problems import ERROR, Problem, error, errors, format_report
+from omnitrain.runlog import get_logger
+from omnitrain.validation import Settings, summary_text, validate_pairs
+
+
+def omnipose_check(folder: Path, pairs) -> list[Problem]:
+    """Problems where cellpose_omni.io disagrees with the pipeline about this folder."""
+    from cellpose_omni import io
+
+    images = io.get_image_files(str(folder), "_masks", "", False)
+    labels, links = io.get_label_files(images, label_filter="_masks", img_filter="", links=True)
+    theirs = sorted(
+        (os.path.abspath(i), os.path.abspath(lb), os.path.abspath(lk) if lk else None)
+        for i, lb, lk in zip(images, labels, links, strict=True)
+    )
+    ours = sorted(
+        (os.path.abspath(p.image), os.path.abspath(p.label), os.path.abspath(p.links) if p.links else None)
+        for p in pairs
+    )
+    if theirs != ours:
+        return [error(folder, "omnipose-discovery", f"Omnipose pairs {theirs} but the pipeline {ours}", "report a bug")]
+    loaded = io.load_train_test_data(str(folder), mask_filter="_masks", look_one_level_down=False, omni=True)
+    imgs, labs, lnks, names = loaded[:4]
+    out = []
+    for img, lab, name in zip(imgs, labs, names, strict=True):
+        ours_img = read_array(name)
+        if img.shape != ours_img.shape or not np.array_equal(img, ours_img):
+            out.append(error(name, "omnipose-load", "Omnipose loads a different image", "report a bug"))
+        if lab.shape != ours_img.shape[-lab.ndim :]:
+            out.append(error(name, "omnipose-load", f"label shape {lab.shape} vs image {img.shape}", "report a bug"))
+    return out
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    cfg = sm.config
+    folder = Path(sm.input.trainset)
+    v = cfg["validation"]
+    settings = Settings(
+        plan=ChannelPlan(cfg["nchan"], None, "the training set"),
+        dim=cfg["dim"],
+        channel_axis=0 if cfg["nchan"] > 1 else None,
+        tyx=tuple(cfg["tyx"]) if cfg["tyx"] else None,
+        min_objects=v["min_objects"],
+        max_background_fraction=v["max_background_fraction"],
+        min_object_area=v["min_object_area"],
+        max_split_fraction=v["max_split_fraction"],
+    )
+    found = discover(folder)
+    table, problems = validate_pairs(found, settings)
+    if sm.params.keep_empty:  # tiles without objects were kept on purpose as negative examples
+        problems = [
+            Problem("warning", p.file, p.code, p.what, "kept because tiling.keep_empty is true")
+            if p.code == "empty-labels"
+            else p
+            for p in problems
+        ]
+    if found.pairs:
+        problems += omnipose_check(folder, found.pairs)
+    summary = summary_text(table, problems, f"Validation of the produced training set {folder}")
+    summary += "\nOmnipose's cellpose_omni.io finds and loads the same pairs." if not errors(problems) else ""
+    with open(sm.log[0], "a") as fh:
+        fh.write(summary + "\n")
+    if [p for p in problems if p.severity == ERROR]:
+        sys.stderr.write("\n" + format_report(problems, f"The produced training set {folder} is not valid") + "\n")
+        sys.exit(1)
+    table.to_csv(sm.output.table, sep="\t", index=False)
+    Path(sm.output.summary).write_text(summary + "\n")
+    log.info(summary)
+
+
+main(snakemake)  # noqa: F821
