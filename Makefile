@@ -16,7 +16,10 @@ demo-data:
 
 demo: demo-data
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
-	@echo "Validation report of the demo set: results/demo/validation/inputs_summary.txt (table: inputs.tsv)"
+	@echo "Validation report:  results/demo/validation/inputs_summary.txt (table: inputs.tsv)"
+	@echo "Training set:       results/demo/trainset/ (provenance: results/demo/preprocess/provenance.tsv)"
+	@echo "Preview:            results/demo/preprocess/preview.png"
+	@echo "Held-out images:    results/demo/heldout/"
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -30,6 +33,7 @@ test: lint
 
 bench:
 	$(VENV)/bin/python tests/benchmarks/bench_validation.py
+	$(VENV)/bin/python tests/benchmarks/bench_packing.py
 
 clean-demo:
 	rm -rf resources/demo results/demo

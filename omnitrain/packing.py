@@ -145,14 +145,22 @@ def _cell_geometry(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def crop_region(
-    labels: np.ndarray, box: tuple[int, int, int, int], cells: list[int], pad: int, rim: int
+    labels: np.ndarray,
+    box: tuple[int, int, int, int],
+    cells: list[int],
+    pad: int,
+    rim: int,
+    unlabelled: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pixels of ``box`` that keep their real intensities: within ``pad`` of the group's own cells and
-    not within ``rim`` of any other cell."""
+    not within ``rim`` of any other cell. ``unlabelled`` marks object pixels that have no label here
+    (fragments the tiling dropped): they count as other cells."""
     y0, x0, y1, x1 = box
     sub = labels[y0:y1, x0:x1]
     own = np.isin(sub, cells)
     other = (sub > 0) & ~own
+    if unlabelled is not None:
+        other |= unlabelled[y0:y1, x0:x1]
     near_own = ndi.distance_transform_edt(~own) <= pad
     near_other = ndi.distance_transform_edt(~other) <= rim if other.any() else np.zeros_like(own)
     return (near_own & ~near_other) | own
@@ -172,11 +180,13 @@ def make_crops(
     rim: int = 2,
     bin_size: int = 512,
     max_crop: int | None = None,
+    unlabelled: np.ndarray | None = None,
 ) -> list[Crop]:
     """The crops of one tile (image (C, h, w) raw, labels 1..N in tile numbers).
 
     ``to_source`` maps tile labels to source labels and ``offset`` is the tile's corner in the
-    source, so each crop knows where it came from.
+    source, so each crop knows where it came from. ``unlabelled`` marks pixels of objects without a
+    label in this tile (fragments dropped by tiling): they are painted over like other clusters' cells.
     """
     scaled = norm.apply(image)
     fill = np.asarray(norm.background, np.float32).reshape(-1, 1, 1)
@@ -186,7 +196,7 @@ def make_crops(
         limit = min(max_crop or bin_size, bin_size)
         for group in fit_groups(cluster, boxes, centroids, pad, limit, labels.shape):
             box = _padded(_bbox(boxes, group), pad, labels.shape)
-            keep = crop_region(labels, box, group, pad, rim)
+            keep = crop_region(labels, box, group, pad, rim, unlabelled)
             y0, x0, y1, x1 = box
             for piece in _pieces(box, bin_size):
                 py0, px0, py1, px1 = piece

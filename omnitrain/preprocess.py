@@ -92,5 +92,11 @@ def source_crops(source: Source, tiling: dict, packing: dict) -> tuple[list[Tile
             rim=packing["rim"],
             bin_size=packing["bin_size"],
             max_crop=packing["max_crop"],
+            unlabelled=dropped_fragments(source.labels[tile.box], tile.labels),
         )
     return tiles, crops
+
+
+def dropped_fragments(source_labels: np.ndarray, tile_labels: np.ndarray) -> np.ndarray:
+    """Pixels that hold an object in the source but no label in the tile (fragments the tiling dropped)."""
+    return (source_labels > 0) & (tile_labels == 0)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -71,3 +74,30 @@ def good_folder(tmp_path) -> Path:
     for i in range(3):
         write_pair(folder, f"img{i}", lab=cells(n=4 + i))
     return folder
+
+
+def run_snakemake(
+    workdir: Path, config: dict, *options: str, targets=(), timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` (on top of config/config.yaml)."""
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    cmd += [*options, "--configfile", "run.yaml"]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def dry_run_jobs(workdir: Path, config: dict, *targets: str) -> dict[str, int]:
+    """{rule: number of jobs} that a dry run would execute."""
+    run = run_snakemake(workdir, config, "-n", "--quiet", "rules", targets=targets)
+    assert run.returncode == 0, run.stderr
+    jobs = {}
+    text = run.stdout + run.stderr
+    if "Nothing to be done" in text:
+        return jobs
+    table = text[text.index("Job stats:") :].splitlines()[3:]
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs

@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-import yaml
-from conftest import ROOT, cells, image_for, save, write_pair
+from conftest import cells, image_for, run_snakemake, save, write_pair
 
 from omnitrain.demo import DEMO_SPECS, write_demo
 
 pytestmark = pytest.mark.workflow
 
 
-def snakemake(workdir, config: dict, *args: str) -> subprocess.CompletedProcess:
-    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
-    cmd += ["--configfile", "run.yaml", *args]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+VALIDATION = ["results/validation/inputs.tsv"]
+
+
+def snakemake(workdir, config: dict, *options: str, targets=()):
+    return run_snakemake(workdir, config, *options, targets=targets)
 
 
 def test_demo_validates(tmp_path):
     write_demo(tmp_path / "demo")
-    run = snakemake(tmp_path, {"dir": "demo"})
+    run = snakemake(tmp_path, {"dir": "demo"}, targets=VALIDATION)
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(tmp_path / "results/validation/inputs.tsv", sep="\t")
     assert sorted(table["base"]) == sorted(DEMO_SPECS)
@@ -36,17 +32,17 @@ def test_demo_validates(tmp_path):
     summary = (tmp_path / "results/validation/inputs_summary.txt").read_text()
     assert f"pairs: {len(DEMO_SPECS)}" in summary
     assert "0 error(s)" in summary and "sparse_02_masks.tif" in summary  # mostly-background warning
-    again = snakemake(tmp_path, {"dir": "demo"}, "-n")
+    again = snakemake(tmp_path, {"dir": "demo"}, "-n", targets=VALIDATION)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
 def test_changed_label_content_reruns_validation(tmp_path):
     for i in range(3):
         write_pair(tmp_path / "data", f"p{i}", lab=cells(n=4 + i))
-    assert snakemake(tmp_path, {"dir": "data"}).returncode == 0
+    assert snakemake(tmp_path, {"dir": "data"}, targets=VALIDATION).returncode == 0
     lab = cells(n=7)
     tifffile.imwrite(tmp_path / "data" / "p1_masks.tif", lab)
-    dry = snakemake(tmp_path, {"dir": "data"}, "-n")
+    dry = snakemake(tmp_path, {"dir": "data"}, "-n", targets=VALIDATION)
     assert "validate_inputs" in dry.stdout, dry.stdout
 
 

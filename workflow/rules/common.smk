@@ -1,5 +1,4 @@
 # Shared set-up: the checked config, the discovered inputs, the held-out split and output locations.
-import re
 import sys
 
 # The library next to the workflow (omnitrain/) is importable here; the rules' scripts add the
@@ -8,7 +7,7 @@ sys.path.insert(0, workflow.basedir)
 
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
-from omnitrain.split import assign_split
+from omnitrain.sources import build_sources
 
 try:
     config.update(check_config(config))
@@ -35,37 +34,8 @@ INPUTS = find_pairs(config["dir"])
 TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
 
 
-def source_name(pair, root):
-    """A source image's name: its path below the data folder, without extension."""
-    rel = pair.image.parent.relative_to(root)
-    return pair.base if str(rel) == "." else f"{rel.as_posix()}/{pair.base}"
-
-
-def source_id(name):
-    """The wildcard value of a source image: its name with '/' made file-name safe."""
-    return name.replace("/", "__")
-
-
-# Sources by id: {"pair": Pair, "name": str, "role": "train" | "test"}.
-SOURCES = {}
-_names = {source_name(p, INPUTS.root): p for p in INPUTS.pairs}
-if TEST_INPUTS is None:
-    _roles = assign_split(
-        sorted(_names),
-        config["split"]["test_fraction"],
-        seed=config["pipeline"]["seed"],
-        group_regex=config["split"]["group_regex"],
-        min_test=config["split"]["min_test"],
-    )
-else:
-    _roles = dict.fromkeys(_names, "train")
-for _name, _pair in _names.items():
-    SOURCES[source_id(_name)] = {"pair": _pair, "name": _name, "role": _roles[_name]}
-if TEST_INPUTS is not None:
-    for _pair in TEST_INPUTS.pairs:
-        _name = source_name(_pair, TEST_INPUTS.root)
-        SOURCES["test__" + source_id(_name)] = {"pair": _pair, "name": _name, "role": "test"}
-
+# Sources by id (the {sid} wildcard): {"pair": Pair, "name": str, "role": "train" | "test"}.
+SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
 TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
 TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
 
@@ -76,8 +46,8 @@ wildcard_constraints:
 
 def validation_settings():
     """The config keys that change what validate_inputs finds."""
-    keys = ("img_filter", "mask_filter", "look_one_level_down", "dim", "channel_axis")
-    keys += ("chan", "chan2", "all_channels", "nchan", "tyx")
+    keys = ("img_filter", "mask_filter", "look_one_level_down", "dim", "channel_axis", "tyx")
+    keys = (*keys, "chan", "chan2", "all_channels", "nchan")
     return {
         "dir": config["dir"],
         "test_dir": config["test_dir"],

@@ -26,7 +26,6 @@ rule split:
 rule select_channels:
     input:
         unpack(source_files),
-        validated=ancient(VALIDATED),
     output:
         image=f"{PRE}/channels/{{sid}}.tif",
         labels=f"{PRE}/channels/{{sid}}_masks.tif",
@@ -63,6 +62,7 @@ rule crop:
     input:
         tiles=rules.tile.output[0],
         meta=rules.select_channels.output.meta,
+        labels=rules.select_channels.output.labels,
     output:
         directory(f"{PRE}/crops/{{sid}}"),
     log:
@@ -83,6 +83,7 @@ rule pack:
         ),
         tiles=expand(f"{PRE}/tiles/{{sid}}", sid=TRAIN),
         split=rules.split.output[0],
+        validated=VALIDATED,
     output:
         trainset=directory(f"{RESULTS}/trainset"),
         provenance=f"{PRE}/provenance.tsv",

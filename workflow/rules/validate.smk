@@ -22,6 +22,8 @@ rule validate_inputs:
         "../scripts/validate_inputs.py"
 
 
-# Every later rule takes this as ancient(): it must exist (the data passed), but rewriting it when one
-# file changes does not make the other images' jobs rerun.
+# The aggregate steps (split, pack, and so training) need this: nothing is trained on data that did not
+# pass. The per-image steps do not depend on it (that would make every image's jobs rerun whenever one
+# file changes); they check their own pair and stop with the same message if it is broken. The high
+# priority runs the validation first.
 VALIDATED = rules.validate_inputs.output.table

@@ -10,6 +10,7 @@ from omnitrain.imageio import read_array, write_tiff
 from omnitrain.labels import read_links
 from omnitrain.manifest import manifest, write_json
 from omnitrain.packing import Normalisation, make_crops
+from omnitrain.preprocess import dropped_fragments
 from omnitrain.runlog import get_logger
 
 
@@ -20,6 +21,7 @@ def main(sm) -> None:
     tiles_dir = Path(sm.input.tiles)
     meta = json.loads(Path(sm.input.meta).read_text())
     norm = Normalisation.from_json(meta["normalisation"])
+    source_labels = read_array(sm.input.labels)
     tiles = json.loads((tiles_dir / "tiles.json").read_text())["tiles"]
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
@@ -33,6 +35,7 @@ def main(sm) -> None:
             image = image[None]
         to_source = {v: int(k) for k, v in tile["label_map"].items()}
         offset = (tile["box"][0][0], tile["box"][1][0])
+        box = tuple(slice(a, b) for a, b in tile["box"])
         crops = make_crops(
             sid,
             tile["index"],
@@ -47,6 +50,7 @@ def main(sm) -> None:
             rim=p["rim"],
             bin_size=p["bin_size"],
             max_crop=p["max_crop"],
+            unlabelled=dropped_fragments(source_labels[box], labels),
         )
         for crop in crops:
             name = f"{sid}_c{len(records):04d}"
@@ -68,7 +72,10 @@ def main(sm) -> None:
             )
     write_json(
         out / "crops.json",
-        {"crops": records, "manifest": manifest("crop", [sm.input.meta, tiles_dir], written, p)},
+        {
+            "crops": records,
+            "manifest": manifest("crop", [sm.input.meta, sm.input.labels, tiles_dir], written, p),
+        },
     )
     cells = sum(len(r["cells"]) for r in records)
     log.info(f"{sid}: {len(records)} crop(s) holding {cells} cells from {len(tiles)} tile(s)")

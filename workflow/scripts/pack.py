@@ -105,7 +105,9 @@ def main(sm) -> None:
                         "src_y1": y1,
                         "src_x1": x1,
                         "cells": t["objects"],
-                        "label_map": json.dumps({v: int(k) for k, v in t["label_map"].items()}, sort_keys=True),
+                        "label_map": json.dumps(
+                            {v: int(k) for k, v in t["label_map"].items()}, sort_keys=True
+                        ),
                     }
                 )
         images = [read_array(f) for f in sorted(out.glob("*_masks.tif"))]

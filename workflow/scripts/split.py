@@ -31,7 +31,9 @@ def main(sm) -> None:
     table.to_csv(sm.output[0], sep="\t", index=False)
     counts = table["role"].value_counts().to_dict()
     rule = "test_dir" if sm.params.test_dir else f"hash < {sm.params.split['test_fraction']}"
-    log.info(f"split ({rule}): {counts.get('train', 0)} training, {counts.get('test', 0)} held-out source images")
+    log.info(
+        f"split ({rule}): {counts.get('train', 0)} training, {counts.get('test', 0)} held-out source images"
+    )
     if not counts.get("test"):
         log.info("no held-out image: set split.test_fraction or test_dir to evaluate on unseen images")
 

@@ -20,7 +20,9 @@ def main(sm) -> None:
     image = read_array(sm.input.image)
     if image.ndim == labels.ndim:
         image = image[None]
-    tiles = cut_tiles(image, labels, read_links(sm.input.links), t["tile_size"], t["max_ratio"], t["min_fragment_area"])
+    tiles = cut_tiles(
+        image, labels, read_links(sm.input.links), t["tile_size"], t["max_ratio"], t["min_fragment_area"]
+    )
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
     records, written = [], []
@@ -53,7 +55,9 @@ def main(sm) -> None:
     inputs = [sm.input.image, sm.input.labels, sm.input.links]
     write_json(out / "tiles.json", {"tiles": records, "manifest": manifest("tile", inputs, written, t)})
     sizes = sorted({tuple(r["shape"]) for r in records})
-    log.info(f"{sid}: {labels.shape} -> {len(tiles)} tile(s) of {sizes}; {sum(r['kept'] for r in records)} kept")
+    log.info(
+        f"{sid}: {labels.shape} -> {len(tiles)} tile(s) of {sizes}; {sum(r['kept'] for r in records)} kept"
+    )
 
 
 main(snakemake)  # noqa: F821

@@ -32,7 +32,14 @@ def omnipose_check(folder: Path, pairs) -> list[Problem]:
         for p in pairs
     )
     if theirs != ours:
-        return [error(folder, "omnipose-discovery", f"Omnipose pairs {theirs} but the pipeline {ours}", "report a bug")]
+        return [
+            error(
+                folder,
+                "omnipose-discovery",
+                f"Omnipose pairs {theirs} but the pipeline {ours}",
+                "report a bug",
+            )
+        ]
     loaded = io.load_train_test_data(str(folder), mask_filter="_masks", look_one_level_down=False, omni=True)
     imgs, labs, lnks, names = loaded[:4]
     out = []
@@ -41,7 +48,9 @@ def omnipose_check(folder: Path, pairs) -> list[Problem]:
         if img.shape != ours_img.shape or not np.array_equal(img, ours_img):
             out.append(error(name, "omnipose-load", "Omnipose loads a different image", "report a bug"))
         if lab.shape != ours_img.shape[-lab.ndim :]:
-            out.append(error(name, "omnipose-load", f"label shape {lab.shape} vs image {img.shape}", "report a bug"))
+            out.append(
+                error(name, "omnipose-load", f"label shape {lab.shape} vs image {img.shape}", "report a bug")
+            )
     return out
 
 
@@ -76,7 +85,9 @@ def main(sm) -> None:
     with open(sm.log[0], "a") as fh:
         fh.write(summary + "\n")
     if [p for p in problems if p.severity == ERROR]:
-        sys.stderr.write("\n" + format_report(problems, f"The produced training set {folder} is not valid") + "\n")
+        sys.stderr.write(
+            "\n" + format_report(problems, f"The produced training set {folder} is not valid") + "\n"
+        )
         sys.exit(1)
     table.to_csv(sm.output.table, sep="\t", index=False)
     Path(sm.output.summary).write_text(summary + "\n")

@@ -1,0 +1,37 @@
+"""The source images of a run: their ids (the per-image wildcard), names, and train/test roles."""
+
+from __future__ import annotations
+
+from .discovery import Discovery, Pair
+from .split import assign_split
+
+
+def source_name(pair: Pair, root) -> str:
+    """A source image's name: its path below the data folder, without extension (e.g. ``day1/a``)."""
+    rel = pair.image.parent.relative_to(root)
+    return pair.base if str(rel) == "." else f"{rel.as_posix()}/{pair.base}"
+
+
+def source_id(name: str) -> str:
+    """The wildcard value of a source: its name with folder separators made file-name safe."""
+    return name.replace("/", "__")
+
+
+def build_sources(inputs: Discovery, test_inputs: Discovery | None, config: dict) -> dict[str, dict]:
+    """``{id: {"pair", "name", "role"}}`` for every pair: held-out by the hash split, or by test_dir."""
+    names = {source_name(p, inputs.root): p for p in inputs.pairs}
+    if test_inputs is None:
+        roles = assign_split(
+            sorted(names),
+            config["split"]["test_fraction"],
+            seed=config["pipeline"]["seed"],
+            group_regex=config["split"]["group_regex"],
+            min_test=config["split"]["min_test"],
+        )
+    else:
+        roles = dict.fromkeys(names, "train")
+    sources = {source_id(n): {"pair": p, "name": n, "role": roles[n]} for n, p in names.items()}
+    for pair in test_inputs.pairs if test_inputs is not None else []:
+        name = source_name(pair, test_inputs.root)
+        sources[f"test__{source_id(name)}"] = {"pair": pair, "name": name, "role": "test"}
+    return sources

@@ -1,0 +1,120 @@
+"""Snakemake end to end through preprocessing: real data, per-image reruns, byte-identical outputs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from conftest import DSB, dry_run_jobs, needs, run_snakemake
+
+from omnitrain.demo import write_demo
+from omnitrain.tiling import tile_edges
+
+pytestmark = pytest.mark.workflow
+
+PREPROCESSED = ["results/validation/trainset.tsv", "results/preprocess/preview.png", "results/heldout"]
+
+
+def digests(root):
+    """sha256 of every output file, logs and Snakemake's own bookkeeping excepted."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and "logs" not in p.parts and not p.name.startswith(".")
+    }
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("demo")
+    write_demo(work / "demo")
+    run = run_snakemake(work, {"dir": "demo"}, targets=PREPROCESSED)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work
+
+
+def test_demo_preprocessing_outputs(demo_run):
+    split = pd.read_csv(demo_run / "results/preprocess/split.tsv", sep="\t")
+    train = sorted(split[split.role == "train"].source)
+    test = sorted(split[split.role == "test"].source)
+    assert train and test and not set(train) & set(test)
+    stats = json.loads((demo_run / "results/preprocess/packing_stats.json").read_text())
+    assert stats["packed_fg"] >= 2 * stats["raw_fg"]
+    assert stats["cells"] == stats["tile_cells"]
+    trainset = sorted(p.name for p in (demo_run / "results/trainset").glob("[!.]*"))
+    assert trainset[:2] == ["packed_000.tif", "packed_000_masks.tif"]
+    prov = pd.read_csv(demo_run / "results/preprocess/provenance.tsv", sep="\t")
+    assert set(prov.source) == set(train), "every training source is packed, no held-out one"
+    # Large demo images were tiled; held-out images were not.
+    tiles = json.loads((demo_run / "results/preprocess/tiles/colony_large_02/tiles.json").read_text())
+    if "colony_large_02" in train:
+        assert len(tiles["tiles"]) == 6
+    held = sorted(p.name for p in (demo_run / "results/heldout").glob("*_masks.tif"))
+    assert held == [f"{s}_masks.tif" for s in test]
+    assert (
+        "Omnipose's cellpose_omni.io finds and loads the same pairs"
+        in (demo_run / "results/validation/trainset_summary.txt").read_text()
+    )
+    assert (demo_run / "results/preprocess/preview.png").stat().st_size > 10_000
+
+
+def test_same_inputs_give_byte_identical_outputs(demo_run, tmp_path):
+    shutil.copytree(demo_run / "demo", tmp_path / "demo")
+    run = run_snakemake(tmp_path, {"dir": "demo"}, targets=PREPROCESSED)
+    assert run.returncode == 0, run.stderr[-3000:]
+    first, second = digests(demo_run / "results"), digests(tmp_path / "results")
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_editing_one_mask_reruns_only_that_image_and_the_aggregates(demo_run):
+    split = pd.read_csv(demo_run / "results/preprocess/split.tsv", sep="\t")
+    sid = sorted(split[split.role == "train"].source)[0]
+    assert dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED) == {}
+    path = demo_run / "demo" / f"{sid}_masks.tif"
+    lab = tifffile.imread(path)
+    lab[lab == lab.max()] = 0  # delete one cell
+    tifffile.imwrite(path, lab, compression="zlib")
+    jobs = dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED)
+    assert jobs == {
+        "validate_inputs": 1,
+        "select_channels": 1,
+        "tile": 1,
+        "crop": 1,
+        "pack": 1,
+        "preview": 1,
+        "validate_training_set": 1,
+    }
+
+
+@needs(DSB)
+def test_dsb_goes_through_channel_selection_tiling_and_validation(tmp_path):
+    run = run_snakemake(
+        tmp_path, {"dir": str(DSB), "split": {"test_fraction": 0.0, "min_test": 0}}, targets=PREPROCESSED
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    pre = tmp_path / "results/preprocess"
+    colour = json.loads((pre / "channels/dsb_color_610f32e2d9d2.json").read_text())
+    assert colour["input_shape"][-1] == 3 and colour["channel_axis"] == 2 and colour["shape"][0] == 1
+    assert tifffile.imread(pre / "channels/dsb_color_610f32e2d9d2.tif").ndim == 2
+    manifest = pd.read_csv(DSB / "manifest.csv")
+    counts = {}
+    for row in manifest.itertuples():
+        name = row.file[: -len(".tif")]
+        tiles = json.loads((pre / f"tiles/{name}/tiles.json").read_text())["tiles"]
+        counts[(row.height, row.width)] = len(tiles)
+        expected = (len(tile_edges(row.height, 512)) - 1) * (len(tile_edges(row.width, 512)) - 1)
+        assert len(tiles) == expected, (name, row.height, row.width)
+        assert all(max(t["shape"]) <= 640 for t in tiles)
+    assert counts[(1024, 1024)] == 4 and counts[(603, 1272)] == 3 and counts[(256, 256)] == 1
+    stats = json.loads((pre / "packing_stats.json").read_text())
+    assert stats["sources"] == 27 and stats["cells"] == stats["tile_cells"]
+    summary = (tmp_path / "results/validation/trainset_summary.txt").read_text()
+    assert "0 error(s)" in summary
+    for mask in (tmp_path / "results/trainset").glob("*_masks.tif"):
+        assert tifffile.imread(mask).dtype in (np.uint16, np.uint32)
