@@ -77,6 +77,22 @@ def main(sm) -> None:
                 rows.append({"image": name, **r, "label_map": json.dumps(r["label_map"], sort_keys=True)})
         fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]
         images = [b.labels for b in bins]
+        # Empty tiles kept on purpose (tiling.keep_empty) join the packed images as negative examples.
+        for folder in tile_dirs:
+            for t in json.loads((folder / "tiles.json").read_text())["tiles"]:
+                if t["kept"] and t["empty"]:
+                    for suffix in (".tif", "_masks.tif"):
+                        shutil.copyfile(folder / f"{t['name']}{suffix}", out / f"{t['name']}{suffix}")
+                    images.append(read_array(out / f"{t['name']}_masks.tif"))
+                    rows.append(
+                        {
+                            "image": t["name"],
+                            "source": folder.name,
+                            "tile": t["index"],
+                            "cells": 0,
+                            "label_map": "{}",
+                        }
+                    )
         extra = {
             "crops": len(crops),
             "bins": len(bins),
