@@ -14,12 +14,10 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
-        rules.validate_inputs.output,
-        rules.validate_training_set.output,
-        rules.preview.output,
-        rules.heldout_set.output,
+        final_targets(),

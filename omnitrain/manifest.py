@@ -44,6 +44,14 @@ def files_of(paths) -> dict[str, str]:
     return out
 
 
+def digest(files: dict[str, str]) -> str:
+    """One digest of a set of files by their names (not folders) and sha256: the data's identity."""
+    h = hashlib.sha256()
+    for name, value in sorted((Path(k).name, v) for k, v in files.items()):
+        h.update(f"{name}\0{value}\n".encode())
+    return h.hexdigest()
+
+
 def write_json(path: str | Path, data) -> None:
     Path(path).write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
 

@@ -8,6 +8,7 @@ sys.path.insert(0, workflow.basedir)
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
 from omnitrain.sources import build_sources
+from omnitrain.training import model_name
 
 try:
     config.update(check_config(config))
@@ -69,3 +70,34 @@ def source_files(wildcards):
     if pair.links is not None:
         files["links"] = str(pair.links)
     return files
+
+
+# The model: Omnipose's file name (<net_type>_<folder>) without the start-time suffix, so that
+# Snakemake knows it; Omnipose writes it (and its checkpoints) below <MODEL_DIR>/models/.
+MODEL_DIR = f"{RESULTS}/model"
+MODEL = f"{MODEL_DIR}/models/{model_name(config['nchan'], config['nclasses'], config['dim'], 'trainset')}"
+PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
+GPUS = 0 if config["use_gpu"] is False else 1
+
+
+def training_settings():
+    """The config keys that change the trained model."""
+    keys = ("pretrained_model", "nchan", "nclasses", "dim", "diameter", "learning_rate", "RAdam")
+    keys = (*keys, "batch_size", "n_epochs", "tyx", "save_every", "save_each", "dataloader")
+    keys = (*keys, "num_workers", "min_train_masks", "use_gpu")
+    return {**{k: config[k] for k in keys}, "seed": config["pipeline"]["seed"]}
+
+
+def final_targets():
+    """What `snakemake` builds by default."""
+    targets = [
+        rules.validate_inputs.output.summary,
+        rules.validate_training_set.output.summary,
+        rules.preview.output[0],
+        rules.heldout_set.output[0],
+        rules.train.output.card,
+        rules.train.output.curve,
+    ]
+    if config["train_size"]:
+        targets += [rules.fit_size_model.output.size, rules.fit_size_model.output.heldout]
+    return targets

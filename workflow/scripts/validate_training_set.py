@@ -70,7 +70,7 @@ def main(sm) -> None:
         max_split_fraction=v["max_split_fraction"],
     )
     found = discover(folder)
-    table, problems = validate_pairs(found, settings)
+    table, problems = validate_pairs(found, settings, min_pairs=1)  # one packed image can be enough
     if sm.params.keep_empty:  # tiles without objects were kept on purpose as negative examples
         problems = [
             Problem("warning", p.file, p.code, p.what, "kept because tiling.keep_empty is true")

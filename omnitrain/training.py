@@ -1,0 +1,227 @@
+"""Training with the real Omnipose (cellpose_omni.models.CellposeModel.train), as the omnipose CLI does it.
+
+The call mirrors omnipose 1.1.4's ``__main__`` (CellposeModel(...) then .train(...)), with these
+deliberate differences, each documented in config/README.md: ``min_train_masks`` is honoured (the CLI
+passes 0 unless --logits); the device is chosen by ``use_gpu: auto``; seeds are set; a pretrained
+model is checked against nchan/nclasses/dim before training (Omnipose silently trains from random
+weights on a mismatch); and the model file name has no timestamp (so Snakemake knows it).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .discovery import discover
+from .imageio import read_array
+from .labels import read_links
+
+#: Keys of an Omnipose state_dict that reveal the architecture (DESIGN.md §5).
+FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
+OUTPUT_CONV = "output.2.weight"
+
+#: Omnipose's default training crop when tyx is not given (cellpose_omni/core.py, _train_net).
+DEFAULT_TYX = {2: (224, 224), 3: (128, 128, 128)}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start; the message says why and what to do."""
+
+
+def net_type(nchan: int, nclasses: int, dim: int) -> str:
+    """Omnipose's network name for the CLI's architecture (CellposeModel.net_type in 1.1.4)."""
+    return (
+        "cellpose_residual_on_style_on_concatenation_off_omni_abstract"
+        f"_nclasses_{nclasses}_nchan_{nchan}_dim_{dim}"
+    )
+
+
+def model_name(nchan: int, nclasses: int, dim: int, label: str) -> str:
+    """The model file name: Omnipose's ``<net_type>_<folder>`` without its start-time suffix."""
+    return f"{net_type(nchan, nclasses, dim)}_{label}"
+
+
+def resolve_device(use_gpu) -> tuple[bool, str]:
+    """(use CUDA?, a description of the device). ``use_gpu``: "auto", True or False."""
+    import torch
+
+    available = torch.cuda.is_available()
+    if use_gpu is True and not available:
+        raise TrainingError(
+            f"use_gpu: true, but torch {torch.__version__} sees no CUDA GPU"
+            f" (CUDA build: {torch.version.cuda or 'none'}). Run on a GPU node, or set use_gpu: auto"
+            " (CPU when no GPU) or use_gpu: false."
+        )
+    if available and use_gpu in (True, "auto"):
+        return True, f"cuda:0 ({torch.cuda.get_device_name(0)}, torch {torch.__version__})"
+    why = "use_gpu: false" if use_gpu is False else "no CUDA GPU visible"
+    return False, f"cpu ({why}; {torch.get_num_threads()} threads, torch {torch.__version__})"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch (Omnipose reseeds numpy per epoch itself; torch it does not)."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def architecture(path: str | Path) -> dict[str, int]:
+    """nchan, nclasses and dim of an Omnipose model file (a bare state_dict)."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(f"pretrained_model {path} cannot be read as a torch state_dict ({exc})") from None
+    if not isinstance(state, dict) or FIRST_CONV not in state or OUTPUT_CONV not in state:
+        raise TrainingError(
+            f"pretrained_model {path} is not an Omnipose/Cellpose model file (no '{FIRST_CONV}' weights)"
+        )
+    out = state[OUTPUT_CONV]
+    dim = out.ndim - 2
+    return {"nchan": int(state[FIRST_CONV].shape[1]), "nclasses": int(out.shape[0]) - dim + 1, "dim": dim}
+
+
+def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> dict[str, int]:
+    """Refuse a pretrained model whose architecture differs from the config, naming both values."""
+    found = architecture(path)
+    wanted = {"nchan": nchan, "nclasses": nclasses, "dim": dim}
+    wrong = [
+        f"{k} = {found[k]} in the model but {k}: {wanted[k]} in the config"
+        for k in wanted
+        if found[k] != wanted[k]
+    ]
+    if wrong:
+        raise TrainingError(
+            f"pretrained_model {path} does not fit the config: {'; '.join(wrong)}. Omnipose would"
+            " silently train from random weights instead. Set the config to the model's values, or"
+            " choose a model trained with these settings."
+        )
+    return found
+
+
+@dataclass
+class TrainingSet:
+    images: list[np.ndarray]
+    labels: list[np.ndarray]
+    links: list[set | None]
+    files: list[str]
+    label_files: list[str] = field(default_factory=list)
+
+
+def load_training_set(folder: str | Path) -> TrainingSet:
+    """The pipeline's training set folder (<base>.tif + <base>_masks.tif [+ _links.txt]) as arrays."""
+    found = discover(folder)
+    if not found.pairs:
+        raise TrainingError(f"no image/label pairs in the training set {folder}")
+    ts = TrainingSet([], [], [], [])
+    for pair in found.pairs:
+        ts.images.append(read_array(pair.image))
+        ts.labels.append(read_array(pair.label))
+        links = read_links(pair.links)
+        ts.links.append(set(links) if links else None)
+        ts.files.append(str(pair.image))
+        ts.label_files.append(str(pair.label))
+    return ts
+
+
+class EpochRecorder(logging.Handler):
+    """Reads Omnipose's per-epoch log line and records epoch, loss, learning rate, seconds and ETA."""
+
+    PATTERN = re.compile(r"Train epoch: (\d+) \|.*<Epoch Loss>: ([-+0-9.eE]+|nan)")
+
+    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger):
+        super().__init__(logging.INFO)
+        self.model, self.n_epochs, self.log = model, n_epochs, log
+        self.rows: list[dict] = []
+        self.tsv = open(tsv, "w")  # noqa: SIM115 (closed by close())
+        self.tsv.write("epoch\tloss\tlearning_rate\tseconds\telapsed\teta_seconds\n")
+        self.start = self.last = time.perf_counter()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = self.PATTERN.search(record.getMessage())
+        if not match:
+            return
+        now = time.perf_counter()
+        epoch, loss = int(match.group(1)), float(match.group(2))
+        lr = self.model.learning_rate
+        rate = (
+            float(lr[epoch]) if isinstance(lr, list | np.ndarray) else float(self.model.learning_rate_const)
+        )
+        seconds, elapsed = now - self.last, now - self.start
+        self.last = now
+        eta = elapsed / (epoch + 1) * (self.n_epochs - epoch - 1)
+        row = {
+            "epoch": epoch,
+            "loss": loss,
+            "learning_rate": rate,
+            "seconds": seconds,
+            "elapsed": elapsed,
+            "eta": eta,
+        }
+        self.rows.append(row)
+        self.tsv.write(f"{epoch}\t{loss:.6f}\t{rate:.6g}\t{seconds:.3f}\t{elapsed:.1f}\t{eta:.0f}\n")
+        self.tsv.flush()
+        self.log.info(
+            f"epoch {epoch + 1}/{self.n_epochs}  loss {loss:.5f}  lr {rate:.4g}  {seconds:.2f} s"
+            f"  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
+        )
+
+    def close(self) -> None:
+        if not self.tsv.closed:
+            self.tsv.close()
+        super().close()
+
+
+def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:
+    """CellposeModel(...) arguments, exactly as the omnipose CLI builds them for training."""
+    return {
+        "gpu": gpu,
+        "pretrained_model": pretrained,
+        "diam_mean": float(config["diameter"] or 30.0),
+        "nchan": config["nchan"],
+        "nclasses": config["nclasses"],
+        "dim": config["dim"],
+        "omni": True,
+        "residual_on": True,
+        "style_on": True,
+        "concatenation": False,
+        "nsample": 4,
+        "kernel_size": 2,
+        "dilation": 1,
+        "scale_factor": 2,
+        "allow_blank_masks": bool(config["tiling"]["keep_empty"]),
+    }
+
+
+def train_kwargs(config: dict, save_path: str, netstr: str) -> dict:
+    """CellposeModel.train(...) arguments, as the omnipose CLI passes them (min_train_masks honoured)."""
+    tyx = config["tyx"]
+    return {
+        "learning_rate": float(config["learning_rate"]),
+        "channels": None,
+        "channel_axis": 0 if config["nchan"] > 1 else None,
+        "save_path": save_path,
+        "save_every": config["save_every"],
+        "save_each": config["save_each"],
+        "rescale": config["diameter"] != 0,
+        "n_epochs": config["n_epochs"],
+        "batch_size": config["batch_size"],
+        "dataloader": config["dataloader"],
+        "num_workers": config["num_workers"],
+        "min_train_masks": config["min_train_masks"],
+        "SGD": not config["RAdam"],
+        "tyx": tuple(int(v) for v in tyx) if tyx else None,
+        "netstr": netstr,
+        "do_autocast": False,  # --amp is broken in omnipose 1.1.4 (autocast without device_type)
+    }

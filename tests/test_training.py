@@ -1,0 +1,107 @@
+"""Training helpers against Omnipose itself: names, architecture checks, device choice, determinism."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from omnitrain.demo import make_image
+from omnitrain.training import (
+    EpochRecorder,
+    TrainingError,
+    architecture,
+    check_pretrained,
+    model_kwargs,
+    net_type,
+    resolve_device,
+    seed_everything,
+    train_kwargs,
+)
+
+models = pytest.importorskip("cellpose_omni.models")
+
+
+def config(**kw):
+    base = {
+        "diameter": 0,
+        "nchan": 1,
+        "nclasses": 2,
+        "dim": 2,
+        "tiling": {"keep_empty": False},
+        "tyx": [128, 128],
+        "learning_rate": 0.1,
+        "save_every": 100,
+        "save_each": False,
+        "n_epochs": 2,
+        "batch_size": 2,
+        "dataloader": False,
+        "num_workers": 0,
+        "min_train_masks": 1,
+        "RAdam": True,
+    }
+    return {**base, **kw}
+
+
+@pytest.mark.parametrize(("nchan", "nclasses"), [(1, 2), (2, 3)])
+def test_net_type_and_architecture_match_omnipose(tmp_path, nchan, nclasses):
+    cfg = config(nchan=nchan, nclasses=nclasses)
+    model = models.CellposeModel(**model_kwargs(cfg, False, None))
+    assert model.net_type == net_type(nchan, nclasses, 2)
+    path = tmp_path / "m"
+    model.net.save_model(str(path))
+    assert architecture(path) == {"nchan": nchan, "nclasses": nclasses, "dim": 2}
+
+
+def test_wrong_pretrained_model_is_refused_with_both_values(tmp_path):
+    path = tmp_path / "two_channels"
+    models.CellposeModel(**model_kwargs(config(nchan=2), False, None)).net.save_model(str(path))
+    with pytest.raises(TrainingError) as info:
+        check_pretrained(path, nchan=1, nclasses=2, dim=2)
+    assert "nchan = 2 in the model but nchan: 1 in the config" in str(info.value)
+    assert check_pretrained(path, nchan=2, nclasses=2, dim=2)["nchan"] == 2
+    (tmp_path / "junk").write_bytes(b"not a model")
+    with pytest.raises(TrainingError, match="cannot be read"):
+        check_pretrained(tmp_path / "junk", 1, 2, 2)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_use_gpu_true_without_gpu_is_a_clear_error():
+    with pytest.raises(TrainingError, match="sees no CUDA GPU"):
+        resolve_device(True)
+    assert resolve_device("auto")[0] is False
+    assert resolve_device(False)[1].startswith("cpu (use_gpu: false")
+
+
+def train_once(tmp_path, name):
+    images, labels = [], []
+    for demo in ("colony_dense_02", "colony_dense_03"):
+        img, lab = make_image(demo)
+        images.append(img[:192, :192].astype(np.float32))
+        labels.append(lab[:192, :192])
+    cfg = config()
+    seed_everything(0)
+    model = models.CellposeModel(**model_kwargs(cfg, False, None))
+    log = logging.getLogger(f"test.{name}")
+    recorder = EpochRecorder(model, cfg["n_epochs"], tmp_path / f"{name}.tsv", log)
+    core = logging.getLogger("cellpose_omni.core")
+    core.addHandler(recorder)
+    try:
+        path = model.train(images, labels, [None, None], **train_kwargs(cfg, str(tmp_path / name), "net"))
+    finally:
+        core.removeHandler(recorder)
+        recorder.close()
+    return torch.load(path, map_location="cpu", weights_only=True), recorder.rows
+
+
+def test_two_seeded_cpu_runs_give_identical_weights(tmp_path):
+    first, rows = train_once(tmp_path, "a")
+    second, _ = train_once(tmp_path, "b")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert [r["epoch"] for r in rows] == [0, 1] and all(np.isfinite(r["loss"]) for r in rows)
+    table = (tmp_path / "a.tsv").read_text().splitlines()
+    assert table[0].split("\t") == ["epoch", "loss", "learning_rate", "seconds", "elapsed", "eta_seconds"]
+    assert len(table) == 3

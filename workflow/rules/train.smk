@@ -1,0 +1,54 @@
+# Training with the real Omnipose, and the size model.
+
+
+rule train:
+    input:
+        trainset=rules.pack.output.trainset,
+        checked=rules.validate_training_set.output.table,
+        pretrained=PRETRAINED,
+    output:
+        model=MODEL,
+        card=f"{MODEL_DIR}/model_card.json",
+        losses=f"{MODEL_DIR}/losses.tsv",
+        curve=report(
+            f"{MODEL_DIR}/loss_curve.png",
+            caption="../report/loss_curve.rst",
+            category="Training",
+        ),
+    log:
+        f"{LOGS}/train.log",
+    conda:
+        "../../envs/omnipose.yaml"
+    threads: config["resources"]["train_threads"]
+    resources:
+        gpu=GPUS,
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+    params:
+        flags=training_settings(),
+    script:
+        "../scripts/train.py"
+
+
+rule fit_size_model:
+    input:
+        model=rules.train.output.model,
+        card=rules.train.output.card,
+        trainset=rules.pack.output.trainset,
+        heldout=rules.heldout_set.output[0],
+    output:
+        size=f"{MODEL}_size.npy",
+        heldout=f"{MODEL_DIR}/size_heldout.tsv",
+    log:
+        f"{LOGS}/fit_size_model.log",
+    conda:
+        "../../envs/omnipose.yaml"
+    threads: config["resources"]["train_threads"]
+    resources:
+        gpu=GPUS,
+        mem_mb=config["resources"]["train_mem_mb"],
+    params:
+        size_model=config["size_model"],
+        diameter=config["diameter"],
+    script:
+        "../scripts/fit_size_model.py"

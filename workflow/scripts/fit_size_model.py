@@ -1,0 +1,81 @@
+"""Rule fit_size_model: Omnipose's SizeModel method (its train() is broken in 1.1.4), saved in its format,
+and the diameter error on the held-out images."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import pandas as pd
+
+from omnitrain import sizemodel
+from omnitrain.discovery import discover
+from omnitrain.imageio import read_array
+from omnitrain.runlog import get_logger
+from omnitrain.training import load_training_set, resolve_device, seed_everything
+
+
+def main(sm) -> None:
+    import torch
+    from cellpose_omni import models
+
+    log = get_logger(sm.log[0])
+    cfg = sm.config
+    card = json.loads(Path(sm.input.card).read_text())
+    gpu, device = resolve_device(cfg["use_gpu"])
+    torch.set_num_threads(sm.threads)
+    seed_everything(cfg["pipeline"]["seed"])
+    model = models.CellposeModel(
+        gpu=gpu,
+        pretrained_model=sm.input.model,
+        nchan=card["nchan"],
+        nclasses=card["nclasses"],
+        dim=card["dim"],
+        omni=True,
+        diam_mean=card["diam_mean"],
+    )
+    axis = 0 if card["nchan"] > 1 else None
+    ts = load_training_set(sm.input.trainset)
+    sz = cfg["size_model"]
+    params, stats = sizemodel.fit(
+        model,
+        ts.images,
+        ts.labels,
+        axis,
+        diam_mean=float(cfg["diameter"]),
+        n_epochs=sz["n_epochs"],
+        batch_size=cfg["batch_size"],
+        l2_regularization=sz["l2_regularization"],
+        seed=cfg["pipeline"]["seed"],
+    )
+    sizemodel.save(sm.output.size, params)
+    log.info(f"size model on {device}: {stats}; saved {sm.output.size}")
+
+    rows = []
+    for pair in discover(sm.input.heldout).pairs:
+        image, labels = read_array(pair.image), read_array(pair.label)
+        true = float(sizemodel.diameters([labels])[0])
+        predicted = sizemodel.predict(params, sizemodel.style_of(model, image, axis))
+        rows.append(
+            {
+                "image": pair.base,
+                "true_diameter": round(true, 3),
+                "predicted_diameter": round(predicted, 3),
+                "error": round(predicted - true, 3),
+                "relative_error": round((predicted - true) / true, 4) if true else None,
+            }
+        )
+    table = pd.DataFrame(
+        rows, columns=["image", "true_diameter", "predicted_diameter", "error", "relative_error"]
+    )
+    table.to_csv(sm.output.heldout, sep="\t", index=False)
+    if rows:
+        log.info(
+            f"held-out diameter error: median |relative error| {table['relative_error'].abs().median():.3f}"
+        )
+    else:
+        log.info("no held-out image: the held-out diameter table is empty")
+
+
+main(snakemake)  # noqa: F821

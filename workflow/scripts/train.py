@@ -1,0 +1,123 @@
+"""Rule train: train Omnipose on the pipeline's training set (the real CellposeModel.train)."""
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from omnitrain.manifest import digest, files_of, sha256, write_json
+from omnitrain.runlog import get_logger
+from omnitrain.training import (
+    DEFAULT_TYX,
+    EpochRecorder,
+    TrainingError,
+    architecture,
+    check_pretrained,
+    load_training_set,
+    model_kwargs,
+    resolve_device,
+    seed_everything,
+    train_kwargs,
+)
+
+FLAGS = (
+    "dir test_dir img_filter mask_filter look_one_level_down nchan nclasses all_channels channel_axis dim"
+    " pretrained_model diameter learning_rate RAdam batch_size n_epochs tyx save_every save_each dataloader"
+    " num_workers min_train_masks train_size use_gpu chan chan2"
+).split()
+
+
+def loss_curve(rows, path) -> None:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot([r["epoch"] + 1 for r in rows], [r["loss"] for r in rows], marker="o" if len(rows) < 40 else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (epoch mean)")
+    ax.set_title("Omnipose training loss")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(sm) -> None:
+    import omnipose
+    import torch
+    from cellpose_omni import models
+
+    log = get_logger(sm.log[0])
+    cfg = sm.config
+    out = sm.output
+    try:
+        gpu, device = resolve_device(cfg["use_gpu"])
+        pretrained = cfg["pretrained_model"]
+        if pretrained:
+            check_pretrained(pretrained, cfg["nchan"], cfg["nclasses"], cfg["dim"])
+            log.info(f"fine-tuning {pretrained}: nchan, nclasses and dim match the config")
+        ts = load_training_set(sm.input.trainset)
+    except TrainingError as exc:
+        sys.stderr.write(f"\nTraining cannot start: {exc}\n")
+        log.info(f"Training cannot start: {exc}")
+        sys.exit(1)
+    torch.set_num_threads(sm.threads)
+    log.info(f"device: {device}")
+    log.info(f"training set: {len(ts.images)} image(s) from {sm.input.trainset}")
+    seed_everything(cfg["pipeline"]["seed"])
+    model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
+    save_path = str(Path(out.model).parent.parent)
+    netstr = Path(out.model).name
+    recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log)
+    omnipose_log = logging.getLogger("cellpose_omni.core")
+    omnipose_log.addHandler(recorder)
+    start = time.perf_counter()
+    try:
+        model.train(
+            ts.images, ts.labels, ts.links, train_files=ts.files, **train_kwargs(cfg, save_path, netstr)
+        )
+    finally:
+        omnipose_log.removeHandler(recorder)
+        recorder.close()
+    wall = time.perf_counter() - start
+    if not Path(out.model).is_file():
+        raise RuntimeError(f"Omnipose did not write {out.model}")
+    found = architecture(out.model)
+    loss_curve(recorder.rows, out.curve)
+    trainset_files = files_of([sm.input.trainset])
+    card = {
+        "model": str(out.model),
+        "model_sha256": sha256(out.model),
+        "format": "Omnipose 1.1.4 state_dict (load with cellpose_omni.models.CellposeModel)",
+        "nchan": found["nchan"],
+        "nclasses": found["nclasses"],
+        "dim": found["dim"],
+        "diam_mean": float(model.diam_mean),
+        "tyx": list(train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]]),
+        "flags": {k: cfg[k] for k in FLAGS},
+        "seed": cfg["pipeline"]["seed"],
+        "pretrained_model": {"path": pretrained, "sha256": sha256(pretrained)} if pretrained else None,
+        "training_set": {
+            "folder": sm.input.trainset,
+            "images": len(ts.images),
+            "objects": int(sum(len(set(lab.ravel().tolist())) - 1 for lab in ts.labels)),
+            "digest": digest(trainset_files),
+            "files": trainset_files,
+        },
+        "device": device,
+        "versions": {"torch": torch.__version__, "omnipose": omnipose.__version__},
+        "epochs": len(recorder.rows),
+        "wall_seconds": round(wall, 2),
+        "seconds_per_epoch": round(wall / max(len(recorder.rows), 1), 3),
+        "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,
+        "checkpoints": sorted(p.name for p in Path(out.model).parent.glob(f"{netstr}*")),
+    }
+    write_json(out.card, card)
+    log.info(f"model: {out.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")
+
+
+main(snakemake)  # noqa: F821
