@@ -20,6 +20,7 @@ demo: demo-data
 	@echo "Training set:       results/demo/trainset/ (provenance: results/demo/preprocess/provenance.tsv)"
 	@echo "Preview:            results/demo/preprocess/preview.png"
 	@echo "Held-out images:    results/demo/heldout/"
+	@echo "Model:              results/demo/model/ (model_card.json, losses.tsv, loss_curve.png, models/)"
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -34,6 +35,7 @@ test: lint
 bench:
 	$(VENV)/bin/python tests/benchmarks/bench_validation.py
 	$(VENV)/bin/python tests/benchmarks/bench_packing.py
+	$(VENV)/bin/python tests/benchmarks/bench_training.py
 
 clean-demo:
 	rm -rf resources/demo results/demo

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import re
 from pathlib import Path
 
 import yaml
@@ -230,6 +231,44 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     return msgs
 
 
+#: The omnipose command-line flags that are top-level keys of the config.
+OMNIPOSE_FLAGS = (
+    "dir test_dir img_filter mask_filter look_one_level_down nchan nclasses all_channels channel_axis dim"
+    " pretrained_model diameter learning_rate RAdam batch_size n_epochs tyx save_every save_each dataloader"
+    " num_workers min_train_masks train_size use_gpu chan chan2"
+).split()
+
+_FLAG_NOTES = {
+    "pretrained_model": "`--pretrained_model` (CLI default `cyto`, a download)",
+    "use_gpu": "`--use_gpu` (a flag, off by default)",
+}
+
+
+def key_table(schema: dict | None = None) -> str:
+    """The Markdown table of every key, its default and the omnipose flag it mirrors (config/README.md)."""
+    schema = schema or load_schema()
+    rows = ["| key | default | omnipose flag | meaning |", "|---|---|---|---|"]
+
+    def walk(props, prefix=""):
+        for name, sub in props.items():
+            if sub.get("type") == "object":
+                yield from walk(sub["properties"], prefix + name + ".")
+            else:
+                yield prefix + name, sub
+
+    for key, sub in walk(schema["properties"]):
+        default = f"`{yaml.safe_dump(sub['default']).splitlines()[0]}`" if "default" in sub else "(required)"
+        flag = _FLAG_NOTES.get(key, f"`--{key}`" if key in OMNIPOSE_FLAGS else "—")
+        meaning = " ".join(sub.get("description", "").split())
+        meaning = re.sub(r" \(omnipose --\w+\)", "", meaning).replace(f"(omnipose --{key}; ", "(")
+        rows.append(f"| `{key}` | {default} | {flag} | {meaning} |")
+    return "\n".join(rows) + "\n"
+
+
 def _message(msgs: list[str]) -> str:
     body = "\n".join(f"  - {m}" for m in msgs)
     return f"Invalid configuration ({len(msgs)} problem(s)); nothing was run:\n{body}"
+
+
+if __name__ == "__main__":  # python -m omnitrain.config: print the key table of config/README.md
+    print(key_table(), end="")

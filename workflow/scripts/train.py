@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from omnitrain.config import OMNIPOSE_FLAGS
 from omnitrain.manifest import digest, files_of, sha256, write_json
 from omnitrain.runlog import get_logger
 from omnitrain.training import (
@@ -26,12 +27,6 @@ from omnitrain.training import (
     seed_everything,
     train_kwargs,
 )
-
-FLAGS = (
-    "dir test_dir img_filter mask_filter look_one_level_down nchan nclasses all_channels channel_axis dim"
-    " pretrained_model diameter learning_rate RAdam batch_size n_epochs tyx save_every save_each dataloader"
-    " num_workers min_train_masks train_size use_gpu chan chan2"
-).split()
 
 
 def loss_curve(rows, path) -> None:
@@ -98,7 +93,7 @@ def main(sm) -> None:
         "dim": found["dim"],
         "diam_mean": float(model.diam_mean),
         "tyx": list(train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]]),
-        "flags": {k: cfg[k] for k in FLAGS},
+        "flags": {k: cfg[k] for k in OMNIPOSE_FLAGS},
         "seed": cfg["pipeline"]["seed"],
         "pretrained_model": {"path": pretrained, "sha256": sha256(pretrained)} if pretrained else None,
         "training_set": {
