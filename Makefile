@@ -16,11 +16,14 @@ demo-data:
 
 demo: demo-data
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
 	@echo "Validation report:  results/demo/validation/inputs_summary.txt (table: inputs.tsv)"
 	@echo "Training set:       results/demo/trainset/ (provenance: results/demo/preprocess/provenance.tsv)"
 	@echo "Preview:            results/demo/preprocess/preview.png"
 	@echo "Held-out images:    results/demo/heldout/"
 	@echo "Model:              results/demo/model/ (model_card.json, losses.tsv, loss_curve.png, models/)"
+	@echo "Held-out scores:    results/demo/evaluation/summary.tsv (per image: per_image.tsv; scores.json)"
+	@echo "Report:             results/demo/report.html (open it in a browser)"
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -83,13 +83,38 @@ def test_size_model_predicts_training_diameters(trained):
     assert len(table) >= 1 and (table["true_diameter"] > 0).all()
 
 
+def test_heldout_evaluation_tables_pictures_and_report(trained):
+    ev = trained / "results/evaluation"
+    summary = pd.read_csv(ev / "summary.tsv", sep="\t")
+    assert list(summary["iou_threshold"]) == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+    assert not summary.isna().any().any()
+    heldout = sorted(p.name[: -len("_masks.tif")] for p in (trained / "results/heldout").glob("*_masks.tif"))
+    per_image = pd.read_csv(ev / "per_image.tsv", sep="\t")
+    assert sorted(per_image["image"]) == heldout and len(heldout) >= 1
+    for name in heldout:
+        pred = tifffile.imread(ev / "predictions" / f"{name}_cp_masks.tif")
+        true = tifffile.imread(trained / "results/heldout" / f"{name}_masks.tif")
+        assert pred.shape == true.shape
+    assert (summary["tp"] + summary["fn"] == per_image["n_true"].sum()).all()
+    scores = json.loads((ev / "scores.json").read_text())
+    assert {"mean_ap", "ap50", "aji", "pq", "images"} <= set(scores) and scores["images"] == len(heldout)
+    for picture in ("ap_curve.png", "overlays.png"):
+        assert (ev / picture).stat().st_size > 5000
+    run = run_snakemake(trained, CONFIG, "--report", "report.html")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (trained / "report.html").read_text(errors="replace")
+    for name in ("ap_curve.png", "overlays.png", "summary.tsv", "loss_curve.png", "preview.png"):
+        assert name in html, name
+
+
 def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     pretrained = tmp_path / "pretrained_model"
     shutil.copyfile(trained / MODEL, pretrained)
     # SGD's learning rate is 0 in epoch 0: one epoch leaves the loaded weights exactly as they were
     # (only batch-norm running statistics move); from random weights nothing would match.
     cfg = {**CONFIG, "pretrained_model": str(pretrained), "n_epochs": 1, "RAdam": False, "train_size": False}
-    assert dry_run_jobs(trained, cfg) == {"train": 1, "all": 1}, "preprocessing is reused"
+    jobs = {"train": 1, "predict_heldout": 1, "evaluate": 1, "all": 1}
+    assert dry_run_jobs(trained, cfg) == jobs, "preprocessing is reused"
     run = run_snakemake(trained, cfg)
     assert run.returncode == 0, run.stderr[-4000:]
     before = torch.load(pretrained, map_location="cpu", weights_only=True)

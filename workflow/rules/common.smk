@@ -88,6 +88,21 @@ def training_settings():
     return {**{k: config[k] for k in keys}, "seed": config["pipeline"]["seed"]}
 
 
+EVAL = f"{RESULTS}/evaluation"
+USE_SIZE = config["train_size"] and config["diameter"] > 0 and config["evaluation"]["use_size_model"]
+
+
+def prediction_inputs(wildcards):
+    files = {
+        "model": rules.train.output.model,
+        "card": rules.train.output.card,
+        "heldout": rules.heldout_set.output[0],
+    }
+    if USE_SIZE:
+        files["size"] = rules.fit_size_model.output.size
+    return files
+
+
 def final_targets():
     """What `snakemake` builds by default."""
     targets = [
@@ -97,6 +112,9 @@ def final_targets():
         rules.heldout_set.output[0],
         rules.train.output.card,
         rules.train.output.curve,
+        rules.evaluate.output.summary,
+        rules.evaluate.output.ap_curve,
+        rules.evaluate.output.overlays,
     ]
     if config["train_size"]:
         targets += [rules.fit_size_model.output.size, rules.fit_size_model.output.heldout]

@@ -1,0 +1,106 @@
+"""Held-out evaluation: score tables from label folders, and the pictures for people."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from skimage.segmentation import find_boundaries
+
+from .metrics import THRESHOLDS, overlaps, score_image
+
+PER_THRESHOLD = ["image", "iou_threshold", "tp", "fp", "fn", "ap", "precision", "recall", "f1"]
+PER_IMAGE = ["image", "n_true", "n_pred", "mean_ap", "ap50", "aji", "pq", "note"]
+SUMMARY = ["iou_threshold", "images", "tp", "fp", "fn", "ap", "precision", "recall", "f1", "mean_image_ap"]
+
+#: Overlay colours (RGB, 0-1): matched prediction, false positive, missed true object.
+TP_COLOUR, FP_COLOUR, FN_COLOUR = (0.1, 0.85, 0.2), (1.0, 0.15, 0.1), (1.0, 0.85, 0.0)
+
+
+def _ratio(num: float, den: float, perfect: bool) -> float:
+    return float(num / den) if den else (1.0 if perfect else 0.0)
+
+
+def score(
+    pairs: list[tuple[str, np.ndarray, np.ndarray]],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Scores of (name, true labels, predicted labels) pairs.
+
+    Returns the per-image-per-threshold table, the per-image table, the summary per threshold (counts
+    pooled over all images, and the mean of the per-image AP) and the overall scores.
+    """
+    rows, images = [], []
+    for name, true, pred in pairs:
+        per, scalars = score_image(true, pred)
+        rows += [{"image": name, **r} for r in per]
+        images.append({"image": name, **scalars})
+    per_threshold = pd.DataFrame(rows, columns=PER_THRESHOLD)
+    per_image = pd.DataFrame(images, columns=PER_IMAGE)
+    summary = []
+    for th in THRESHOLDS:
+        sub = per_threshold[per_threshold["iou_threshold"] == th]
+        tp, fp, fn = int(sub["tp"].sum()), int(sub["fp"].sum()), int(sub["fn"].sum())
+        nothing = fp == 0 and fn == 0
+        summary.append(
+            {
+                "iou_threshold": th,
+                "images": len(sub),
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+                "ap": _ratio(tp, tp + fp + fn, nothing),
+                "precision": _ratio(tp, tp + fp, fn == 0),
+                "recall": _ratio(tp, tp + fn, fp == 0),
+                "f1": _ratio(2 * tp, 2 * tp + fp + fn, nothing),
+                "mean_image_ap": float(sub["ap"].mean()) if len(sub) else 0.0,
+            }
+        )
+    summary = pd.DataFrame(summary, columns=SUMMARY)
+    overall = {
+        "images": len(per_image),
+        "true_objects": int(per_image["n_true"].sum()) if len(per_image) else 0,
+        "predicted_objects": int(per_image["n_pred"].sum()) if len(per_image) else 0,
+        "mean_ap": float(summary["ap"].mean()),
+        "ap50": float(summary["ap"].iloc[0]),
+        "ap75": float(summary.loc[summary["iou_threshold"] == 0.75, "ap"].iloc[0]),
+        "aji": float(per_image["aji"].mean()) if len(per_image) else 0.0,
+        "pq": float(per_image["pq"].mean()) if len(per_image) else 0.0,
+    }
+    return per_threshold, per_image, summary, overall
+
+
+def matched_pairs(true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> tuple[set[int], set[int]]:
+    """Raw label values of the true and predicted objects matched one-to-one at IoU >= threshold."""
+    t_ids = np.unique(true[true > 0])
+    p_ids = np.unique(pred[pred > 0])
+    ov = overlaps(true, pred)
+    iou = ov.iou
+    hit = np.flatnonzero(iou >= threshold)
+    hit = hit[np.argsort(-iou[hit], kind="stable")]
+    used_t, used_p = set(), set()
+    for k in hit:
+        t, p = int(ov.t[k]), int(ov.p[k])
+        if t not in used_t and p not in used_p:
+            used_t.add(t)
+            used_p.add(p)
+    return {int(t_ids[t - 1]) for t in used_t}, {int(p_ids[p - 1]) for p in used_p}
+
+
+def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """RGB picture: the image in grey; outlines of matched predictions green, false positives red,
+    missed true objects yellow."""
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        img = img[0] if img.shape[0] <= 4 else img.mean(axis=-1)
+    lo, hi = np.percentile(img, [1, 99])
+    grey = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.8
+    rgb = np.repeat(grey[..., None], 3, axis=2)
+    if true.shape != pred.shape:
+        return rgb
+    good_t, good_p = matched_pairs(true, pred, threshold)
+    missed = find_boundaries(np.where(np.isin(true, list(good_t)), 0, true), mode="inner")
+    pred_edges = find_boundaries(pred, mode="inner")
+    matched = pred_edges & np.isin(pred, list(good_p))
+    rgb[missed] = FN_COLOUR
+    rgb[pred_edges & ~matched] = FP_COLOUR
+    rgb[matched] = TP_COLOUR
+    return rgb

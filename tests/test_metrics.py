@@ -1,0 +1,133 @@
+"""Scores equal Omnipose's own (cellpose_omni.metrics) on random and real label pairs; edge cases are defined."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from conftest import BACT, DSB, needs
+from scipy import ndimage as ndi
+
+from omnitrain import metrics
+from omnitrain.demo import make_image
+from omnitrain.evaluation import matched_pairs, overlay, score
+
+cm = pytest.importorskip("cellpose_omni.metrics")
+TH = list(metrics.THRESHOLDS)
+
+
+def perturb(lab: np.ndarray, seed: int) -> np.ndarray:
+    """A plausible prediction: shifted, eroded or dilated, some objects dropped, merged or added."""
+    rng = np.random.default_rng(seed)
+    pred = np.roll(lab.astype(np.int64), tuple(int(v) for v in rng.integers(-3, 4, 2)), axis=(0, 1))
+    ids = np.unique(pred[pred > 0])
+    if len(ids) > 4:
+        pred[np.isin(pred, rng.choice(ids, len(ids) // 8, replace=False))] = 0
+        a, b = rng.choice(ids, 2, replace=False)
+        pred[pred == b] = a
+    if rng.random() < 0.5:
+        grown = ndi.grey_dilation(pred, size=3)
+        pred = np.where(pred == 0, grown, pred)
+    blob = np.zeros_like(pred)
+    y, x = (int(v) for v in rng.integers(0, min(lab.shape) - 10, 2))
+    blob[y : y + 8, x : x + 8] = pred.max() + 5
+    return metrics.sequential(np.where(pred == 0, blob, pred))
+
+
+def assert_same_as_omnipose(true, pred):
+    true, pred = metrics.sequential(true), metrics.sequential(pred)
+    ap, tp, fp, fn = cm.average_precision(true, pred, threshold=TH)
+    rows = metrics.match(true, pred)
+    assert [r["tp"] for r in rows] == tp.astype(int).tolist()
+    assert [r["fp"] for r in rows] == fp.astype(int).tolist()
+    assert [r["fn"] for r in rows] == fn.astype(int).tolist()
+    np.testing.assert_allclose([r["ap"] for r in rows], ap, rtol=0, atol=1e-6)
+    if true.max() and pred.max():
+        aji = cm.aggregated_jaccard_index([true], [pred])[0]
+        assert metrics.aggregated_jaccard_index(true, pred) == pytest.approx(aji, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_pairs_match_omnipose(seed):
+    rng = np.random.default_rng(seed)
+    true = np.zeros((96, 128), np.int32)
+    for i in range(1, int(rng.integers(5, 30))):
+        y, x = rng.integers(0, 88), rng.integers(0, 120)
+        h, w = rng.integers(3, 12, 2)
+        true[y : y + h, x : x + w] = i  # overlapping boxes: later ones win, some vanish
+    assert_same_as_omnipose(true, perturb(true, seed))
+
+
+@pytest.mark.parametrize("name", ["colony_dense_01", "sparse_01"])
+def test_demo_pairs_match_omnipose(name):
+    _, lab = make_image(name)
+    for seed in range(3):
+        assert_same_as_omnipose(lab, perturb(lab, seed))
+
+
+@needs(DSB)
+def test_real_nuclei_match_omnipose():
+    for mask in sorted(DSB.glob("*_masks.tif"))[:10]:
+        lab = tifffile.imread(mask)
+        assert_same_as_omnipose(lab, perturb(lab, 1))
+
+
+@needs(BACT)
+def test_real_colonies_match_omnipose():
+    for mask in sorted(BACT.glob("*_cp_masks.tif")):
+        lab = tifffile.imread(mask)
+        assert_same_as_omnipose(lab, perturb(lab, 2))
+
+
+def test_tie_at_exactly_half_is_one_match():
+    true = np.zeros((4, 4), np.int32)
+    true[0, 0:2] = 1
+    pred = np.zeros((4, 4), np.int32)
+    pred[0, 0], pred[0, 1] = 1, 2  # each prediction has IoU exactly 0.5 with the same true object
+    assert_same_as_omnipose(true, pred)
+    assert metrics.match(true, pred)[0]["tp"] == 1
+
+
+def test_non_consecutive_labels_are_relabelled_first():
+    true = np.zeros((20, 20), np.int32)
+    true[2:6, 2:6], true[10:15, 10:15] = 7, 300
+    rows = metrics.match(true, true.copy())
+    assert rows[0] == {"iou_threshold": 0.5, "tp": 2, "fp": 0, "fn": 0, "ap": 1.0, "precision": 1.0,
+                       "recall": 1.0, "f1": 1.0}  # fmt: skip
+    # Omnipose counts by the maximum label: 300 objects, 298 of them "missed".
+    assert cm.average_precision(true, true.copy(), threshold=[0.5])[3][0] == 298
+
+
+def test_edge_cases_are_defined_and_never_nan():
+    true = np.zeros((16, 16), np.int32)
+    true[2:6, 2:6] = 1
+    empty = np.zeros_like(true)
+    (r,), s = metrics.score_image(true, empty, [0.5])
+    assert (r["tp"], r["fp"], r["fn"], r["ap"], r["precision"], r["recall"]) == (0, 0, 1, 0.0, 0.0, 0.0)
+    (r,), s = metrics.score_image(empty, true, [0.5])
+    assert (r["fp"], r["ap"], r["precision"], r["recall"]) == (1, 0.0, 0.0, 0.0)
+    (r,), s = metrics.score_image(empty, empty, [0.5])
+    assert (r["ap"], r["f1"], s["aji"], s["pq"]) == (1.0, 1.0, 1.0, 1.0)
+    rows, s = metrics.score_image(true, np.ones((8, 8), np.int32))
+    assert "shape mismatch" in s["note"] and rows[0]["fn"] == 1 and rows[0]["fp"] == 1
+    per_threshold, per_image, summary, overall = score([("a", true, empty), ("b", empty, empty)])
+    assert not summary.isna().any().any() and not per_image.drop(columns="note").isna().any().any()
+    assert all(np.isfinite(v) for v in overall.values())
+
+
+def test_summary_pools_counts_and_overlay_colours():
+    _, lab = make_image("colony_dense_02")
+    pred = perturb(lab, 3)
+    per_threshold, per_image, summary, overall = score([("x", lab, pred), ("y", lab, lab)])
+    row = summary.iloc[0]
+    sub = per_threshold[per_threshold.iou_threshold == 0.5]
+    assert row["tp"] == sub["tp"].sum() and row["ap"] == pytest.approx(
+        row["tp"] / (row["tp"] + row["fp"] + row["fn"])
+    )
+    assert overall["ap50"] == row["ap"] and 0 < overall["mean_ap"] <= 1
+    assert per_image.set_index("image").loc["y", "mean_ap"] == 1.0
+    good_t, good_p = matched_pairs(lab, pred)
+    assert len(good_t) == len(good_p) == sub[sub.image == "x"]["tp"].iloc[0]
+    rgb = overlay(lab.astype(np.float32), lab, pred)
+    assert rgb.shape == (*lab.shape, 3) and rgb.max() <= 1.0
+    assert (rgb == np.array([1.0, 0.15, 0.1])).all(axis=-1).any(), "false positives drawn in red"

@@ -1,0 +1,94 @@
+"""Rule evaluate: score the held-out predictions (AP over IoU thresholds, AJI, PQ) and draw the pictures."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from omnitrain.discovery import discover
+from omnitrain.evaluation import FN_COLOUR, FP_COLOUR, TP_COLOUR, overlay, score
+from omnitrain.imageio import read_array
+from omnitrain.manifest import write_json
+from omnitrain.runlog import get_logger
+
+
+def ap_curve(summary, per_threshold, path) -> None:
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for name, sub in per_threshold.groupby("image"):
+        ax.plot(sub["iou_threshold"], sub["ap"], color="0.75", lw=1)
+    ax.plot(
+        summary["iou_threshold"], summary["ap"], color="C0", lw=2.5, marker="o", label="all held-out images"
+    )
+    ax.plot([], [], color="0.75", lw=1, label="one image")
+    ax.set_xlabel("IoU threshold")
+    ax.set_ylabel("AP = TP / (TP + FP + FN)")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Held-out AP (mean over thresholds {summary['ap'].mean():.3f})")
+    ax.legend(frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def montage(panels, path) -> None:
+    n = max(len(panels), 1)
+    cols = min(3, n)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, rgb) in zip(axes.ravel(), panels, strict=False):
+        ax.imshow(rgb, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+    if not panels:
+        axes[0, 0].text(0.5, 0.5, "no held-out image", ha="center", va="center")
+    handles = [
+        plt.Line2D([], [], color=TP_COLOUR, lw=3, label="matched (IoU >= 0.5)"),
+        plt.Line2D([], [], color=FP_COLOUR, lw=3, label="false positive"),
+        plt.Line2D([], [], color=FN_COLOUR, lw=3, label="missed"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
+    fig.subplots_adjust(bottom=0.08 if rows == 1 else 0.04)
+    fig.savefig(path, dpi=90, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    preds = Path(sm.input.predictions)
+    pairs, panels = [], []
+    for pair in discover(sm.input.heldout).pairs:
+        true = read_array(pair.label)
+        pred_file = preds / f"{pair.base}_cp_masks.tif"
+        pred = read_array(pred_file) if pred_file.is_file() else np.zeros_like(true)
+        pairs.append((pair.base, true, pred))
+        if len(panels) < sm.config["evaluation"]["overlay_images"]:
+            panels.append((pair.base, overlay(read_array(pair.image), true, pred)))
+    per_threshold, per_image, summary, overall = score(pairs)
+    for i, (_, p) in enumerate(panels):
+        row = per_image.iloc[i]
+        panels[i] = (
+            f"{row['image']}: AP@0.5 {row['ap50']:.2f}, {row['n_pred']} pred / {row['n_true']} true",
+            p,
+        )
+    per_threshold.to_csv(sm.output.per_threshold, sep="\t", index=False, float_format="%.4f")
+    per_image.to_csv(sm.output.per_image, sep="\t", index=False, float_format="%.4f")
+    summary.to_csv(sm.output.summary, sep="\t", index=False, float_format="%.4f")
+    write_json(sm.output.scores, overall)
+    ap_curve(summary, per_threshold, sm.output.ap_curve)
+    montage(panels, sm.output.overlays)
+    log.info(
+        f"held-out: {overall['images']} image(s), {overall['true_objects']} true / {overall['predicted_objects']}"
+        f" predicted objects; mean AP {overall['mean_ap']:.3f}, AP@0.5 {overall['ap50']:.3f},"
+        f" AJI {overall['aji']:.3f}, PQ {overall['pq']:.3f}; summary: {sm.output.summary}"
+    )
+
+
+main(snakemake)  # noqa: F821

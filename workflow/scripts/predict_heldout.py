@@ -1,0 +1,68 @@
+"""Rule predict_heldout: segment every held-out source image (full size) with the trained model."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import numpy as np
+
+from omnitrain import sizemodel
+from omnitrain.discovery import discover
+from omnitrain.imageio import read_array, write_tiff
+from omnitrain.labels import label_dtype
+from omnitrain.runlog import get_logger
+from omnitrain.training import resolve_device
+
+
+def main(sm) -> None:
+    import torch
+    from cellpose_omni import models
+
+    log = get_logger(sm.log[0])
+    cfg = sm.config
+    ev = cfg["evaluation"]
+    card = json.loads(Path(sm.input.card).read_text())
+    gpu, device = resolve_device(cfg["use_gpu"])
+    torch.set_num_threads(sm.threads)
+    model = models.CellposeModel(
+        gpu=gpu,
+        pretrained_model=sm.input.model,
+        nchan=card["nchan"],
+        nclasses=card["nclasses"],
+        dim=card["dim"],
+        omni=True,
+        diam_mean=card["diam_mean"],
+    )
+    axis = 0 if card["nchan"] > 1 else None
+    size = sizemodel.load(sm.input.size) if sm.input.get("size") else None
+    out = Path(sm.output[0])
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = discover(sm.input.heldout).pairs
+    log.info(f"segmenting {len(pairs)} held-out image(s) on {device}")
+    for pair in pairs:
+        image = read_array(pair.image)
+        rescale = None
+        if size is not None:
+            diam = sizemodel.predict(size, sizemodel.style_of(model, image, axis))
+            rescale = float(card["diam_mean"] / diam)
+        masks, flows = model.eval(
+            image,
+            channels=None,
+            channel_axis=axis,
+            omni=True,
+            rescale=rescale,
+            diameter=None,
+            mask_threshold=float(ev["mask_threshold"]),
+            flow_threshold=float(ev["flow_threshold"]),
+            niter=ev["niter"],
+        )[:2]
+        masks = np.asarray(masks)
+        write_tiff(out / f"{pair.base}_cp_masks.tif", masks.astype(label_dtype(int(masks.max()))))
+        write_tiff(out / f"{pair.base}_flows.tif", np.asarray(flows[0]).astype(np.uint8))
+        scale = f", rescale {rescale:.2f} from the size model" if rescale else ""
+        log.info(f"{pair.base}: {int(masks.max())} objects predicted{scale}")
+
+
+main(snakemake)  # noqa: F821
