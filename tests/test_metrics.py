@@ -1,4 +1,4 @@
-"""Scores equal Omnipose's own (cellpose_omni.metrics) on random and real label pairs; edge cases are defined."""
+"""Scores equal Omnipose's (cellpose_omni.metrics) on random and real label pairs; edge cases are defined."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Benchmark: AP/tp/fp/fn at 10 IoU thresholds for 100 image pairs of 512 x 512 with ~100 objects each,
-the pipeline's omnitrain.metrics vs cellpose_omni.metrics.average_precision. Prints both times, the speed ratio
-(goal >= 5x) and whether every number is identical. Both are warmed up first (numba compiles on first use).
+the pipeline's omnitrain.metrics vs cellpose_omni.metrics.average_precision. Prints both times, the speed
+ratio (goal >= 5x) and whether every number is identical. Both are warmed up first (numba compiles on
+first use).
 Usage: python tests/benchmarks/bench_metrics.py [--pairs 100]
 """
 

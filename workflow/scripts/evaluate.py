@@ -20,7 +20,7 @@ from omnitrain.runlog import get_logger
 
 def ap_curve(summary, per_threshold, path) -> None:
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for name, sub in per_threshold.groupby("image"):
+    for _, sub in per_threshold.groupby("image"):
         ax.plot(sub["iou_threshold"], sub["ap"], color="0.75", lw=1)
     ax.plot(
         summary["iou_threshold"], summary["ap"], color="C0", lw=2.5, marker="o", label="all held-out images"
@@ -85,8 +85,8 @@ def main(sm) -> None:
     ap_curve(summary, per_threshold, sm.output.ap_curve)
     montage(panels, sm.output.overlays)
     log.info(
-        f"held-out: {overall['images']} image(s), {overall['true_objects']} true / {overall['predicted_objects']}"
-        f" predicted objects; mean AP {overall['mean_ap']:.3f}, AP@0.5 {overall['ap50']:.3f},"
+        f"held-out: {overall['images']} image(s), {overall['true_objects']} true"
+        f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f}, AP@0.5 {overall['ap50']:.3f},"
         f" AJI {overall['aji']:.3f}, PQ {overall['pq']:.3f}; summary: {sm.output.summary}"
     )
 
