@@ -86,7 +86,8 @@ def main(sm) -> None:
     montage(panels, sm.output.overlays)
     log.info(
         f"held-out: {overall['images']} image(s), {overall['true_objects']} true"
-        f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f}, AP@0.5 {overall['ap50']:.3f},"
+        f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f},"
+        f" AP@0.5 {overall['ap50']:.3f},"
         f" AJI {overall['aji']:.3f}, PQ {overall['pq']:.3f}; summary: {sm.output.summary}"
     )
 
