@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from skimage.segmentation import find_boundaries
 
-from .metrics import THRESHOLDS, overlaps, score_image
+from .metrics import THRESHOLDS, overlaps, score_image, scores_of
 
 PER_THRESHOLD = ["image", "iou_threshold", "tp", "fp", "fn", "ap", "precision", "recall", "f1"]
 PER_IMAGE = ["image", "n_true", "n_pred", "mean_ap", "ap50", "aji", "pq", "note"]
@@ -14,10 +14,6 @@ SUMMARY = ["iou_threshold", "images", "tp", "fp", "fn", "ap", "precision", "reca
 
 #: Overlay colours (RGB, 0-1): matched prediction, false positive, missed true object.
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (0.1, 0.85, 0.2), (1.0, 0.15, 0.1), (1.0, 0.85, 0.0)
-
-
-def _ratio(num: float, den: float, perfect: bool) -> float:
-    return float(num / den) if den else (1.0 if perfect else 0.0)
 
 
 def score(
@@ -39,7 +35,6 @@ def score(
     for th in THRESHOLDS:
         sub = per_threshold[per_threshold["iou_threshold"] == th]
         tp, fp, fn = int(sub["tp"].sum()), int(sub["fp"].sum()), int(sub["fn"].sum())
-        nothing = fp == 0 and fn == 0
         summary.append(
             {
                 "iou_threshold": th,
@@ -47,10 +42,7 @@ def score(
                 "tp": tp,
                 "fp": fp,
                 "fn": fn,
-                "ap": _ratio(tp, tp + fp + fn, nothing),
-                "precision": _ratio(tp, tp + fp, fn == 0),
-                "recall": _ratio(tp, tp + fn, fp == 0),
-                "f1": _ratio(2 * tp, 2 * tp + fp + fn, nothing),
+                **scores_of(tp, fp, fn),
                 "mean_image_ap": float(sub["ap"].mean()) if len(sub) else 0.0,
             }
         )

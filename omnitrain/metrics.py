@@ -123,6 +123,17 @@ def _ratio(num: float, den: float, perfect: bool) -> float:
     return float(num / den) if den else (1.0 if perfect else 0.0)
 
 
+def scores_of(tp: int, fp: int, fn: int) -> dict:
+    """AP, precision, recall and F1 of match counts, with 0/0 defined (see the module docstring)."""
+    nothing = fp == 0 and fn == 0
+    return {
+        "ap": _ratio(tp, tp + fp + fn, nothing),
+        "precision": _ratio(tp, tp + fp, fn == 0),
+        "recall": _ratio(tp, tp + fn, fp == 0),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn, nothing),
+    }
+
+
 def match(
     true: np.ndarray, pred: np.ndarray, thresholds=THRESHOLDS, ov: Overlaps | None = None
 ) -> list[dict]:
@@ -133,19 +144,7 @@ def match(
     for th in thresholds:
         tp = true_positives(ov, th, iou) if ov.n_pred and ov.n_true else 0
         fp, fn = ov.n_pred - tp, ov.n_true - tp
-        nothing = fp == 0 and fn == 0
-        rows.append(
-            {
-                "iou_threshold": th,
-                "tp": tp,
-                "fp": fp,
-                "fn": fn,
-                "ap": _ratio(tp, tp + fp + fn, nothing),
-                "precision": _ratio(tp, tp + fp, fn == 0),
-                "recall": _ratio(tp, tp + fn, fp == 0),
-                "f1": _ratio(2 * tp, 2 * tp + fp + fn, nothing),
-            }
-        )
+        rows.append({"iou_threshold": th, "tp": tp, "fp": fp, "fn": fn, **scores_of(tp, fp, fn)})
     return rows
 
 
@@ -203,8 +202,7 @@ def score_image(true: np.ndarray, pred: np.ndarray, thresholds=THRESHOLDS) -> tu
     if note:
         for r in rows:
             r["fp"] += n_pred_real
-            r["ap"] = _ratio(r["tp"], r["tp"] + r["fp"] + r["fn"], False)
-            r["precision"] = _ratio(r["tp"], r["tp"] + r["fp"], False)
+            r.update(scores_of(r["tp"], r["fp"], r["fn"]))
     scalars = {
         "n_true": ov.n_true,
         "n_pred": n_pred_real if note else ov.n_pred,

@@ -223,5 +223,21 @@ def train_kwargs(config: dict, save_path: str, netstr: str) -> dict:
         "SGD": not config["RAdam"],
         "tyx": tuple(int(v) for v in tyx) if tyx else None,
         "netstr": netstr,
+        "nimg_per_epoch": config.get("training", {}).get("nimg_per_epoch"),
         "do_autocast": False,  # --amp is broken in omnipose 1.1.4 (autocast without device_type)
     }
+
+
+def load_trained_model(path: str | Path, card: dict, gpu: bool):
+    """A trained model as Omnipose loads it, with the architecture its model card records."""
+    from cellpose_omni import models
+
+    return models.CellposeModel(
+        gpu=gpu,
+        pretrained_model=str(path),
+        nchan=card["nchan"],
+        nclasses=card["nclasses"],
+        dim=card["dim"],
+        omni=True,
+        diam_mean=card["diam_mean"],
+    )

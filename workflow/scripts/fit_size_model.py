@@ -13,12 +13,11 @@ from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
 from omnitrain.runlog import get_logger
-from omnitrain.training import load_training_set, resolve_device, seed_everything
+from omnitrain.training import load_trained_model, load_training_set, resolve_device, seed_everything
 
 
 def main(sm) -> None:
     import torch
-    from cellpose_omni import models
 
     log = get_logger(sm.log[0])
     cfg = sm.config
@@ -26,15 +25,7 @@ def main(sm) -> None:
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)
     seed_everything(cfg["pipeline"]["seed"])
-    model = models.CellposeModel(
-        gpu=gpu,
-        pretrained_model=sm.input.model,
-        nchan=card["nchan"],
-        nclasses=card["nclasses"],
-        dim=card["dim"],
-        omni=True,
-        diam_mean=card["diam_mean"],
-    )
+    model = load_trained_model(sm.input.model, card, gpu)
     axis = 0 if card["nchan"] > 1 else None
     ts = load_training_set(sm.input.trainset)
     sz = cfg["size_model"]

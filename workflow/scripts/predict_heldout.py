@@ -13,12 +13,11 @@ from omnitrain.discovery import discover
 from omnitrain.imageio import read_array, write_tiff
 from omnitrain.labels import label_dtype
 from omnitrain.runlog import get_logger
-from omnitrain.training import resolve_device
+from omnitrain.training import load_trained_model, resolve_device
 
 
 def main(sm) -> None:
     import torch
-    from cellpose_omni import models
 
     log = get_logger(sm.log[0])
     cfg = sm.config
@@ -26,15 +25,7 @@ def main(sm) -> None:
     card = json.loads(Path(sm.input.card).read_text())
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)
-    model = models.CellposeModel(
-        gpu=gpu,
-        pretrained_model=sm.input.model,
-        nchan=card["nchan"],
-        nclasses=card["nclasses"],
-        dim=card["dim"],
-        omni=True,
-        diam_mean=card["diam_mean"],
-    )
+    model = load_trained_model(sm.input.model, card, gpu)
     axis = 0 if card["nchan"] > 1 else None
     size = sizemodel.load(sm.input.size) if sm.input.get("size") else None
     out = Path(sm.output[0])
