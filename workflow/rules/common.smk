@@ -85,7 +85,11 @@ def training_settings():
     keys = ("pretrained_model", "nchan", "nclasses", "dim", "diameter", "learning_rate", "RAdam")
     keys = (*keys, "batch_size", "n_epochs", "tyx", "save_every", "save_each", "dataloader")
     keys = (*keys, "num_workers", "min_train_masks", "use_gpu")
-    return {**{k: config[k] for k in keys}, "seed": config["pipeline"]["seed"], "training": config["training"]}
+    return {
+        **{k: config[k] for k in keys},
+        "seed": config["pipeline"]["seed"],
+        "training": config["training"],
+    }
 
 
 EVAL = f"{RESULTS}/evaluation"
