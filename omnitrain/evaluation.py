@@ -32,6 +32,15 @@ def score(
     per_threshold = pd.DataFrame(rows, columns=PER_THRESHOLD)
     per_image = pd.DataFrame(images, columns=PER_IMAGE)
     summary = []
+    if not pairs:  # nothing held out: empty tables and null scores, rather than a vacuous 1.0
+        empty = pd.DataFrame(columns=SUMMARY)
+        overall = dict.fromkeys(("mean_ap", "ap50", "ap75", "aji", "pq"))
+        return (
+            per_threshold,
+            per_image,
+            empty,
+            {"images": 0, "true_objects": 0, "predicted_objects": 0, **overall},
+        )
     for th in THRESHOLDS:
         sub = per_threshold[per_threshold["iou_threshold"] == th]
         tp, fp, fn = int(sub["tp"].sum()), int(sub["fp"].sum()), int(sub["fn"].sum())

@@ -113,6 +113,8 @@ def test_edge_cases_are_defined_and_never_nan():
     per_threshold, per_image, summary, overall = score([("a", true, empty), ("b", empty, empty)])
     assert not summary.isna().any().any() and not per_image.drop(columns="note").isna().any().any()
     assert all(np.isfinite(v) for v in overall.values())
+    _, _, summary, overall = score([])
+    assert summary.empty and overall["images"] == 0 and overall["mean_ap"] is None
 
 
 def test_summary_pools_counts_and_overlay_colours():

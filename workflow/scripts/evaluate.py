@@ -29,7 +29,8 @@ def ap_curve(summary, per_threshold, path) -> None:
     ax.set_xlabel("IoU threshold")
     ax.set_ylabel("AP = TP / (TP + FP + FN)")
     ax.set_ylim(0, 1)
-    ax.set_title(f"Held-out AP (mean over thresholds {summary['ap'].mean():.3f})")
+    mean = f"{summary['ap'].mean():.3f}" if len(summary) else "no held-out image"
+    ax.set_title(f"Held-out AP (mean over thresholds {mean})")
     ax.legend(frameon=False)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -84,6 +85,9 @@ def main(sm) -> None:
     write_json(sm.output.scores, overall)
     ap_curve(summary, per_threshold, sm.output.ap_curve)
     montage(panels, sm.output.overlays)
+    if not pairs:
+        log.info("no held-out image: nothing to evaluate (set split.test_fraction or test_dir)")
+        return
     log.info(
         f"held-out: {overall['images']} image(s), {overall['true_objects']} true"
         f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f},"
