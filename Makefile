@@ -9,6 +9,7 @@ SNAKEMAKE = $(VENV)/bin/snakemake
 
 env:
 	@echo "environment: $(VENV)"
+	@echo "activate it with: source .venv/bin/activate"
 
 demo-data:
 	@$(VENV)/bin/python -m omnitrain.demo resources/demo > /dev/null

@@ -1,0 +1,87 @@
+"""The SLURM profile on a real single-node SLURM (Debian slurm-wlm + munge on loopback, started by the test).
+
+Skips, with the reason, where slurm-wlm is not installed (.ci/run installs it), where the test is not root, or
+where a real SLURM is configured on the machine (/etc/slurm/slurm.conf that the test did not write).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT, run_snakemake
+
+from omnitrain.demo import write_demo
+
+pytestmark = pytest.mark.workflow
+
+SLURM = ROOT / "tests" / "slurm"
+CONFIG = {
+    "dir": "demo",
+    "n_epochs": 2,
+    "learning_rate": 0.1,
+    "RAdam": True,
+    "resources": {"train_threads": 1, "train_mem_mb": 4000, "train_runtime": 30},
+}
+NAMES = ["colony_dense_02", "colony_dense_03", "sparse_02"]
+
+
+def _why_not() -> str | None:
+    missing = [b for b in ("slurmctld", "slurmd", "sbatch", "squeue", "munged") if not shutil.which(b)]
+    if missing:
+        return f"SLURM is not installed here (no {', '.join(missing)}); .ci/run installs slurm-wlm and munge"
+    if os.geteuid() != 0:
+        return "starting slurmctld/slurmd/munged for the test needs root"
+    if os.path.exists("/etc/slurm/slurm.conf") and not os.path.exists("/etc/slurm/.omnitrain-test"):
+        return "a real SLURM is configured on this machine (/etc/slurm/slurm.conf): not touching it"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    why = _why_not()
+    if why:
+        pytest.skip(why)
+    state = tmp_path_factory.mktemp("slurm")
+    started = subprocess.run(["bash", str(SLURM / "start.sh"), str(state)], capture_output=True, text=True)
+    try:
+        assert started.returncode == 0, started.stderr
+        yield state
+    finally:
+        subprocess.run(["bash", str(SLURM / "stop.sh"), str(state)], capture_output=True)
+
+
+def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
+    on_slurm, local = tmp_path / "slurm", tmp_path / "local"
+    for work in (on_slurm, local):
+        write_demo(work / "demo", names=NAMES)
+    run = run_snakemake(
+        on_slurm,
+        CONFIG,
+        "--profile",
+        str(ROOT / "profiles" / "slurm"),
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--slurm-keep-successful-logs",
+        timeout=1500,
+    )
+    assert run.returncode == 0, run.stderr[-4000:]
+    text = run.stdout + run.stderr
+    submitted = dict(re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text))
+    assert len(re.findall(r"submitted with SLURM jobid \d+", text)) >= 10
+    assert {"select_channels", "tile", "crop", "pack", "train", "predict_heldout", "evaluate"} <= set(submitted)
+    job = subprocess.run(["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True).stdout
+    assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
+    assert (on_slurm / ".snakemake" / "slurm_logs" / "rule_train").is_dir()
+
+    run = run_snakemake(local, CONFIG, targets=["results/model/model_card.json"])
+    assert run.returncode == 0, run.stderr[-4000:]
+    cards = [json.loads((w / "results/model/model_card.json").read_text()) for w in (on_slurm, local)]
+    assert cards[0]["training_set"]["digest"] == cards[1]["training_set"]["digest"]
+    assert cards[0]["model_sha256"] == cards[1]["model_sha256"], "same data, seed and threads: same weights"
