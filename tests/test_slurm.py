@@ -75,8 +75,12 @@ def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
     text = run.stdout + run.stderr
     submitted = dict(re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text))
     assert len(re.findall(r"submitted with SLURM jobid \d+", text)) >= 10
-    assert {"select_channels", "tile", "crop", "pack", "train", "predict_heldout", "evaluate"} <= set(submitted)
-    job = subprocess.run(["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True).stdout
+    assert {"select_channels", "tile", "crop", "pack", "train", "predict_heldout", "evaluate"} <= set(
+        submitted
+    )
+    job = subprocess.run(
+        ["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True
+    ).stdout
     assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
     assert (on_slurm / ".snakemake" / "slurm_logs" / "rule_train").is_dir()
 
