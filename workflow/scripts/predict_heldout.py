@@ -12,14 +12,16 @@ from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array, write_tiff
 from omnitrain.labels import label_dtype
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, route_omnipose
 from omnitrain.training import load_trained_model, resolve_device
 
 
 def main(sm) -> None:
+    import cellpose_omni.models  # noqa: F401 (its import sets up Omnipose's logging, rerouted below)
     import torch
 
     log = get_logger(sm.log[0])
+    route_omnipose(sm.log[0])
     cfg = sm.config
     ev = cfg["evaluation"]
     card = json.loads(Path(sm.input.card).read_text())

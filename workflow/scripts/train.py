@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 
 from omnitrain.config import OMNIPOSE_FLAGS
 from omnitrain.manifest import digest, files_of, sha256, write_json
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, route_omnipose
 from omnitrain.training import (
     DEFAULT_TYX,
     EpochRecorder,
@@ -47,6 +47,7 @@ def main(sm) -> None:
     from cellpose_omni import models
 
     log = get_logger(sm.log[0])
+    route_omnipose(sm.log[0])
     cfg = sm.config
     out = sm.output
     try:

@@ -13,7 +13,7 @@ from omnitrain.channels import ChannelPlan
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, route_omnipose
 from omnitrain.validation import Settings, summary_text, validate_pairs
 
 
@@ -21,6 +21,7 @@ def omnipose_check(folder: Path, pairs) -> list[Problem]:
     """Problems where cellpose_omni.io disagrees with the pipeline about this folder."""
     from cellpose_omni import io
 
+    route_omnipose(snakemake.log[0])  # noqa: F821
     images = io.get_image_files(str(folder), "_masks", "", False)
     labels, links = io.get_label_files(images, label_filter="_masks", img_filter="", links=True)
     theirs = sorted(
