@@ -13,7 +13,7 @@ import logging
 import random
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +116,6 @@ class TrainingSet:
     labels: list[np.ndarray]
     links: list[set | None]
     files: list[str]
-    label_files: list[str] = field(default_factory=list)
 
 
 def load_training_set(folder: str | Path) -> TrainingSet:
@@ -131,7 +130,6 @@ def load_training_set(folder: str | Path) -> TrainingSet:
         links = read_links(pair.links)
         ts.links.append(set(links) if links else None)
         ts.files.append(str(pair.image))
-        ts.label_files.append(str(pair.label))
     return ts
 
 

@@ -118,3 +118,23 @@ def test_dsb_goes_through_channel_selection_tiling_and_validation(tmp_path):
     assert "0 error(s)" in summary
     for mask in (tmp_path / "results/trainset").glob("*_masks.tif"):
         assert tifffile.imread(mask).dtype in (np.uint16, np.uint32)
+
+
+def test_packing_off_trains_on_the_tiles(tmp_path):
+    write_demo(tmp_path / "demo", names=["colony_large_02", "sparse_01", "colony_dense_02"])
+    cfg = {"dir": "demo", "packing": {"enabled": False}, "split": {"test_fraction": 0.0, "min_test": 0}}
+    run = run_snakemake(tmp_path, cfg, targets=PREPROCESSED[:1])
+    assert run.returncode == 0, run.stderr[-3000:]
+    kept, n_tiles = [], 0
+    for source in ("colony_large_02", "sparse_01", "colony_dense_02"):
+        tiles = json.loads((tmp_path / f"results/preprocess/tiles/{source}/tiles.json").read_text())["tiles"]
+        kept += [t["name"] for t in tiles if t["kept"]]
+        n_tiles += len(tiles)
+        assert all(t["kept"] == (not t["empty"]) for t in tiles)  # empty tiles dropped, the rest kept
+    assert n_tiles == 6 + 1 + 1
+    trainset = sorted(
+        p.name[: -len("_masks.tif")] for p in (tmp_path / "results/trainset").glob("*_masks.tif")
+    )
+    assert trainset == sorted(kept)
+    prov = pd.read_csv(tmp_path / "results/preprocess/provenance.tsv", sep="\t")
+    assert sorted(prov["image"]) == sorted(kept)

@@ -43,10 +43,10 @@ def load_crops(folder: Path) -> list[Crop]:
     return crops
 
 
-def tile_stats(tile_dirs) -> dict:
+def tile_stats(tiles: dict[Path, list[dict]]) -> dict:
     fg = px = cells = kept_fg = kept_px = 0
-    for folder in tile_dirs:
-        for t in json.loads((Path(folder) / "tiles.json").read_text())["tiles"]:
+    for records in tiles.values():
+        for t in records:
             fg += t["foreground"]
             px += t["pixels"]
             if t["kept"]:
@@ -62,7 +62,8 @@ def main(sm) -> None:
     out = Path(sm.output.trainset)
     out.mkdir(parents=True, exist_ok=True)
     parts = [Path(x) for x in sm.input.parts]
-    tile_dirs = [Path(x) for x in sm.input.tiles]
+    # Each source's tiles.json, read once: {tile folder: tile records}.
+    tiles = {Path(x): json.loads((Path(x) / "tiles.json").read_text())["tiles"] for x in sm.input.tiles}
     if p["enabled"]:
         crops = [c for folder in parts for c in load_crops(folder)]
         bins = assemble_bins(crops, p["bin_size"], p["rotation"])
@@ -78,8 +79,8 @@ def main(sm) -> None:
         fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]
         images = [b.labels for b in bins]
         # Empty tiles kept on purpose (tiling.keep_empty) join the packed images as negative examples.
-        for folder in tile_dirs:
-            for t in json.loads((folder / "tiles.json").read_text())["tiles"]:
+        for folder, records in tiles.items():
+            for t in records:
                 if t["kept"] and t["empty"]:
                     for suffix in (".tif", "_masks.tif"):
                         shutil.copyfile(folder / f"{t['name']}{suffix}", out / f"{t['name']}{suffix}")
@@ -102,8 +103,8 @@ def main(sm) -> None:
         }
     else:
         rows = []
-        for folder in parts:
-            for t in json.loads((folder / "tiles.json").read_text())["tiles"]:
+        for folder, records in tiles.items():
+            for t in records:
                 if not t["kept"]:
                     continue
                 for suffix in (".tif", "_masks.tif", "_links.txt"):
@@ -130,7 +131,7 @@ def main(sm) -> None:
         extra = {"tiles": len(rows)}
     table = pd.DataFrame(rows)
     table.to_csv(sm.output.provenance, sep="\t", index=False)
-    stats = tile_stats(tile_dirs)
+    stats = tile_stats(tiles)
     fg = sum(int((x > 0).sum()) for x in images)
     stats.update(
         packed_fg=fg / max(sum(x.size for x in images), 1),

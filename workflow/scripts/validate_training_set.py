@@ -3,6 +3,7 @@ discovery and loader (cellpose_omni.io) find and load exactly the same pairs."""
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
@@ -59,16 +60,11 @@ def main(sm) -> None:
     log = get_logger(sm.log[0])
     cfg = sm.config
     folder = Path(sm.input.trainset)
-    v = cfg["validation"]
-    settings = Settings(
+    # The pipeline's own output: every channel as written (channel axis first when there are several).
+    settings = replace(
+        Settings.from_config(cfg),
         plan=ChannelPlan(cfg["nchan"], None, "the training set"),
-        dim=cfg["dim"],
         channel_axis=0 if cfg["nchan"] > 1 else None,
-        tyx=tuple(cfg["tyx"]) if cfg["tyx"] else None,
-        min_objects=v["min_objects"],
-        max_background_fraction=v["max_background_fraction"],
-        min_object_area=v["min_object_area"],
-        max_split_fraction=v["max_split_fraction"],
     )
     found = discover(folder)
     table, problems = validate_pairs(found, settings, min_pairs=1)  # one packed image can be enough
