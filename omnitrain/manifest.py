@@ -73,3 +73,58 @@ def manifest(step: str, inputs, outputs, params: dict, **extra) -> dict:
         "outputs": files_of(outputs),
         **extra,
     }
+
+
+PACKAGES = (
+    "omnipose",
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "scikit-image",
+    "tifffile",
+    "pandas",
+    "rectpack",
+    "numba",
+    "ncolor",
+    "snakemake",
+)
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide the results (None when absent)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def code_commit(root: str | Path = PACKAGE.parent) -> dict:
+    """The git commit of the pipeline's code, and whether tracked files differ from it ("dirty")."""
+    import subprocess
+
+    def git(*args):
+        res = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return res.stdout.strip() if res.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": bool(status) if commit else None}
+
+
+def run_info() -> dict:
+    """Where and with what a step ran: code commit, packages, Python, host (goes to version manifests)."""
+    import platform
+
+    return {
+        **code_commit(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "platform": platform.platform(),
+    }

@@ -63,8 +63,11 @@ def prepare_source(
     return Source(name, data, new, remap_links(links, mapping), mapping, axis, normalisation(data, new))
 
 
-def source_crops(source: Source, tiling: dict, packing: dict) -> tuple[list[Tile], list[Crop]]:
-    """Tiles of a source, and the dense crops of every non-empty tile (settings: config sections)."""
+def source_crops(source: Source, tiling: dict, packing: dict | None) -> tuple[list[Tile], list[Crop]]:
+    """Tiles of a source, and the dense crops of every non-empty tile (settings: config sections).
+
+    With ``packing`` None, only the tiles (no crops).
+    """
     tiles = cut_tiles(
         source.image,
         source.labels,
@@ -75,7 +78,7 @@ def source_crops(source: Source, tiling: dict, packing: dict) -> tuple[list[Tile
     )
     crops: list[Crop] = []
     for tile in tiles:
-        if tile.empty:
+        if tile.empty or packing is None:
             continue
         to_source = {new: old for old, new in tile.label_map.items()}
         crops += make_crops(

@@ -1,5 +1,6 @@
 # Shared set-up: the checked config, the discovered inputs, the held-out split and output locations.
 import sys
+from pathlib import Path
 
 # The library next to the workflow (omnitrain/) is importable here; the rules' scripts add the
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
@@ -9,6 +10,7 @@ from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
 from omnitrain.sources import build_sources
 from omnitrain.training import model_name
+from omnitrain.versions import HashCache, code_digest, version_id
 
 try:
     config.update(check_config(config))
@@ -17,7 +19,6 @@ except ConfigError as exc:
 
 RESULTS = config["pipeline"]["results"]
 LOGS = f"{RESULTS}/logs"
-PRE = f"{RESULTS}/preprocess"
 
 
 def find_pairs(folder):
@@ -29,8 +30,7 @@ def find_pairs(folder):
     )
 
 
-# Pairs found with Omnipose's naming rules. Every file that matters is an input of
-# validate_inputs, so adding, removing or editing one reruns the validation.
+# Pairs found with Omnipose's naming rules.
 INPUTS = find_pairs(config["dir"])
 TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
 
@@ -43,6 +43,7 @@ TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
 
 wildcard_constraints:
     sid="[^/]+",
+    pv="[0-9a-f]{12}",
 
 
 def validation_settings():
@@ -63,21 +64,21 @@ def channel_settings():
     return {**{k: config[k] for k in keys}, "channels": config["channels"]}
 
 
-def source_files(wildcards):
-    """The user's files of one source image (links only when there is a links file)."""
-    pair = SOURCES[wildcards.sid]["pair"]
-    files = {"image": str(pair.image), "label": str(pair.label)}
-    if pair.links is not None:
-        files["links"] = str(pair.links)
-    return files
+def image_settings(role):
+    """What decides one source image's prepared files: channels, and for training images tiling+packing."""
+    settings = {"channels": channel_settings()}
+    if role == "train":
+        settings.update(tiling=config["tiling"], packing=config["packing"])
+    return settings
 
 
-# The model: Omnipose's file name (<net_type>_<folder>) without the start-time suffix, so that
-# Snakemake knows it; Omnipose writes it (and its checkpoints) below <MODEL_DIR>/models/.
-MODEL_DIR = f"{RESULTS}/model"
-MODEL = f"{MODEL_DIR}/models/{model_name(config['nchan'], config['nclasses'], config['dim'], 'trainset')}"
-PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
-GPUS = 0 if config["use_gpu"] is False else 1
+def split_settings():
+    return {
+        "sources": {s: {"name": v["name"], "role": v["role"]} for s, v in SOURCES.items()},
+        "split": config["split"],
+        "seed": config["pipeline"]["seed"],
+        "test_dir": config["test_dir"],
+    }
 
 
 def training_settings():
@@ -92,8 +93,136 @@ def training_settings():
     }
 
 
-EVAL = f"{RESULTS}/evaluation"
 USE_SIZE = config["train_size"] and config["diameter"] > 0 and config["evaluation"]["use_size_model"]
+
+
+def size_settings():
+    return {"size_model": config["size_model"], "diameter": config["diameter"]}
+
+
+def evaluation_settings():
+    return {"evaluation": config["evaluation"], "use_size_model": bool(USE_SIZE)}
+
+
+# ---- Versions -------------------------------------------------------------------------------------
+# Every output that matters lives under a version id derived from what decides it: the sha256 of the
+# user's files (and their paths), the versions it reads from, its parameters, its code and its conda
+# env (omnitrain/versions.py). Each rule's params are exactly what its version covers, so Snakemake's
+# own rerun triggers never fire on an existing version: a change means new paths, old files stay.
+# File hashes are cached by (path, size, mtime) in .omnitrain/hashes.tsv.
+HASHES = HashCache(".omnitrain/hashes.tsv")
+ENVS = {e: HASHES.sha256(f"{workflow.basedir}/envs/{e}.yaml") for e in ("preprocess", "omnipose")}
+INPUT_FILES = {
+    str(p): HASHES.sha256(p) for found in (INPUTS, TEST_INPUTS) if found is not None for p in found.files()
+}
+
+
+def _file_record(path, root):
+    if path is None:
+        return None
+    return {
+        "path": str(path),
+        "name": Path(path).relative_to(root).as_posix(),
+        "sha256": INPUT_FILES[str(path)],
+    }
+
+
+def _source_files(src):
+    root = TEST_INPUTS.root if src["role"] == "test" and TEST_INPUTS else INPUTS.root
+    pair = src["pair"]
+    return {k: _file_record(getattr(pair, k), root) for k in ("image", "label", "links")}
+
+
+# {sid: {"image"|"label"|"links": {"path", "name" (relative to its folder), "sha256"} | None}}
+SOURCE_FILES = {sid: _source_files(src) for sid, src in SOURCES.items()}
+HASHES.save()
+PV = {
+    sid: version_id(
+        "prepare_image",
+        code_digest("prepare_image.py"),
+        ENVS["preprocess"],
+        SOURCE_FILES[sid],
+        src["name"],
+        src["role"],
+        image_settings(src["role"]),
+    )
+    for sid, src in SOURCES.items()
+}
+PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
+V = {
+    "validation": version_id(
+        "validate_inputs", code_digest("validate_inputs.py"), ENVS, validation_settings(), INPUT_FILES
+    ),
+    "split": version_id("split", code_digest("split.py"), split_settings()),
+    "trainset": version_id(
+        "trainset",
+        code_digest("pack.py", "preview.py", "validate_training_set.py"),
+        ENVS,
+        {s: PV[s] for s in TRAIN},
+        image_settings("train"),
+        validation_settings(),
+    ),
+    "heldout": version_id("heldout", code_digest("heldout_set.py"), {s: PV[s] for s in TEST}),
+}
+V["model"] = version_id(
+    "model",
+    code_digest("train.py"),
+    ENVS["omnipose"],
+    V["trainset"],
+    training_settings(),
+    [[p, HASHES.sha256(p)] for p in PRETRAINED if Path(p).is_file()],
+)
+V["size_model"] = (
+    version_id(
+        "size_model",
+        code_digest("fit_size_model.py"),
+        V["model"],
+        V["trainset"],
+        V["heldout"],
+        size_settings(),
+    )
+    if config["train_size"]
+    else None
+)
+V["evaluation"] = version_id(
+    "evaluation",
+    code_digest("predict_heldout.py", "evaluate.py"),
+    V["model"],
+    V["size_model"] if USE_SIZE else None,
+    V["heldout"],
+    evaluation_settings(),
+)
+# The registered version: the whole chain, validation and split included.
+VERSION = version_id("version", code_digest("register.py"), V)
+
+VALIDATION_DIR = f"{RESULTS}/validation/{V['validation']}"
+SPLIT = f"{RESULTS}/splits/{V['split']}.tsv"
+TRAINSET_DIR = f"{RESULTS}/trainsets/{V['trainset']}"
+HELDOUT = f"{RESULTS}/heldout/{V['heldout']}"
+# The model: Omnipose's file name (<net_type>_<folder>) without the start-time suffix, so that
+# Snakemake knows it; Omnipose writes it (and its checkpoints) below <MODEL_DIR>/models/.
+MODEL_DIR = f"{RESULTS}/models/{V['model']}"
+MODEL = f"{MODEL_DIR}/models/{model_name(config['nchan'], config['nclasses'], config['dim'], 'trainset')}"
+SIZE_DIR = f"{RESULTS}/size_models/{V['size_model']}"
+EVAL = f"{RESULTS}/evaluations/{V['evaluation']}"
+VERSION_DIR = f"{RESULTS}/versions/{VERSION}"
+GPUS = 0 if config["use_gpu"] is False else 1
+
+
+def image_dir(sid):
+    """The folder of one source image's prepared files (its current version)."""
+    return f"{RESULTS}/images/{sid}/{PV[sid]}"
+
+
+def source_files(wildcards):
+    """The user's files of one source image (links only when there is a links file)."""
+    if PV.get(wildcards.sid) != wildcards.pv:
+        raise WorkflowError(
+            f"{RESULTS}/images/{wildcards.sid}/{wildcards.pv} is not the current version of this image"
+            f" ({PV.get(wildcards.sid)}): old versions are kept as they are, never rebuilt"
+        )
+    files = {k: ancient(v["path"]) for k, v in SOURCE_FILES[wildcards.sid].items() if v is not None}
+    return files
 
 
 def prediction_inputs(wildcards):
@@ -103,8 +232,84 @@ def prediction_inputs(wildcards):
         "heldout": rules.heldout_set.output[0],
     }
     if USE_SIZE:
-        files["size"] = rules.fit_size_model.output.size
+        files["size_model"] = rules.fit_size_model.output.size
     return files
+
+
+def register_inputs(wildcards):
+    files = {
+        "validation": rules.validate_inputs.output.table,
+        "split": rules.split.output[0],
+        "trainset": rules.pack.output.stats,
+        "checked": rules.validate_training_set.output.table,
+        "card": rules.train.output.card,
+        "scores": rules.evaluate.output.scores,
+        "per_image": rules.evaluate.output.per_image,
+    }
+    if config["train_size"]:
+        files["size_model"] = rules.fit_size_model.output.size
+    return files
+
+
+def record_settings():
+    """Everything the registry shows as this version's parameters."""
+    return {
+        "validation": validation_settings(),
+        "split": {k: v for k, v in split_settings().items() if k != "sources"},
+        "preprocessing": image_settings("train"),
+        "training": training_settings(),
+        "train_size": config["train_size"],
+        "size": size_settings(),
+        "evaluation": evaluation_settings(),
+    }
+
+
+def register_sources():
+    """Every source image of this version: role, folder and its files' names and sha256."""
+    return {
+        sid: {
+            "name": src["name"],
+            "role": src["role"],
+            "from_test_dir": sid.startswith("test__") and TEST_INPUTS is not None,
+            "files": SOURCE_FILES[sid],
+        }
+        for sid, src in SOURCES.items()
+    }
+
+
+def version_paths():
+    return {
+        "validation": VALIDATION_DIR,
+        "split": SPLIT,
+        "trainset": TRAINSET_DIR,
+        "heldout": HELDOUT,
+        "model": MODEL,
+        "model_card": str(rules.train.output.card),
+        "size_model": str(rules.fit_size_model.output.size) if config["train_size"] else None,
+        "evaluation": EVAL,
+    }
+
+
+def version_links():
+    """The parts of a version, linked from <results>/versions/<id>/."""
+    return {
+        "validation": VALIDATION_DIR,
+        "trainset": TRAINSET_DIR,
+        "heldout": HELDOUT,
+        "model": MODEL_DIR,
+        "size_model": SIZE_DIR if config["train_size"] else None,
+        "evaluation": EVAL,
+    }
+
+
+# Snakemake benchmark files (seconds, peak memory) of the heavy steps; the version manifest reads them.
+BENCHMARKS = {
+    "pack": f"{RESULTS}/benchmarks/pack/{V['trainset']}.tsv",
+    "train": f"{RESULTS}/benchmarks/train/{V['model']}.tsv",
+    "fit_size_model": f"{RESULTS}/benchmarks/fit_size_model/{V['size_model']}.tsv",
+    "predict_heldout": f"{RESULTS}/benchmarks/predict_heldout/{V['evaluation']}.tsv",
+    "evaluate": f"{RESULTS}/benchmarks/evaluate/{V['evaluation']}.tsv",
+}
 
 
 def final_targets():
@@ -119,6 +324,7 @@ def final_targets():
         rules.evaluate.output.summary,
         rules.evaluate.output.ap_curve,
         rules.evaluate.output.overlays,
+        rules.registry.output.table,
     ]
     if config["train_size"]:
         targets += [rules.fit_size_model.output.size, rules.fit_size_model.output.heldout]

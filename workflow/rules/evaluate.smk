@@ -7,7 +7,9 @@ rule predict_heldout:
     output:
         directory(f"{EVAL}/predictions"),
     log:
-        f"{LOGS}/predict_heldout.log",
+        f"{LOGS}/predict_heldout/{V['evaluation']}.log",
+    benchmark:
+        BENCHMARKS["predict_heldout"]
     conda:
         "../../envs/omnipose.yaml"
     threads: config["resources"]["train_threads"]
@@ -15,7 +17,7 @@ rule predict_heldout:
         gpu=GPUS,
         mem_mb=config["resources"]["train_mem_mb"],
     params:
-        evaluation=config["evaluation"],
+        **evaluation_settings(),
     script:
         "../scripts/predict_heldout.py"
 
@@ -44,10 +46,12 @@ rule evaluate:
             category="Evaluation",
         ),
     log:
-        f"{LOGS}/evaluate.log",
+        f"{LOGS}/evaluate/{V['evaluation']}.log",
+    benchmark:
+        BENCHMARKS["evaluate"]
     conda:
         "../../envs/omnipose.yaml"
     params:
-        overlay_images=config["evaluation"]["overlay_images"],
+        **evaluation_settings(),
     script:
         "../scripts/evaluate.py"

@@ -1,5 +1,5 @@
-# Preprocessing: held-out split, channel selection (per image), tiling and dense crops (per training
-# image), packing into ensemble images, the preview, and the check of the produced training set.
+# Preprocessing: held-out split, the per-image work (channel selection; tiles and dense crops of
+# training images), packing into ensemble images, the preview, and the check of the produced training set.
 
 
 localrules:
@@ -9,92 +9,49 @@ localrules:
 
 rule split:
     output:
-        f"{PRE}/split.tsv",
+        SPLIT,
     log:
-        f"{LOGS}/split.log",
+        f"{LOGS}/split/{V['split']}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        sources={s: {"name": v["name"], "role": v["role"]} for s, v in SOURCES.items()},
-        split=config["split"],
-        seed=config["pipeline"]["seed"],
-        test_dir=config["test_dir"],
+        **split_settings(),
     script:
         "../scripts/split.py"
 
 
-rule select_channels:
+rule prepare_image:
     input:
         unpack(source_files),
     output:
-        image=f"{PRE}/channels/{{sid}}.tif",
-        labels=f"{PRE}/channels/{{sid}}_masks.tif",
-        links=f"{PRE}/channels/{{sid}}_links.txt",
-        meta=f"{PRE}/channels/{{sid}}.json",
+        directory(f"{RESULTS}/images/{{sid}}/{{pv}}"),
     log:
-        f"{LOGS}/select_channels/{{sid}}.log",
+        f"{LOGS}/prepare_image/{{sid}}/{{pv}}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=channel_settings(),
+        name=lambda w: SOURCES[w.sid]["name"],
+        role=lambda w: SOURCES[w.sid]["role"],
+        settings=lambda w: image_settings(SOURCES[w.sid]["role"]),
     script:
-        "../scripts/select_channels.py"
-
-
-rule tile:
-    input:
-        image=rules.select_channels.output.image,
-        labels=rules.select_channels.output.labels,
-        links=rules.select_channels.output.links,
-    output:
-        directory(f"{PRE}/tiles/{{sid}}"),
-    log:
-        f"{LOGS}/tile/{{sid}}.log",
-    conda:
-        "../../envs/preprocess.yaml"
-    params:
-        tiling=config["tiling"],
-    script:
-        "../scripts/tile.py"
-
-
-rule crop:
-    input:
-        tiles=rules.tile.output[0],
-        meta=rules.select_channels.output.meta,
-        labels=rules.select_channels.output.labels,
-    output:
-        directory(f"{PRE}/crops/{{sid}}"),
-    log:
-        f"{LOGS}/crop/{{sid}}.log",
-    conda:
-        "../../envs/preprocess.yaml"
-    params:
-        packing=config["packing"],
-    script:
-        "../scripts/crop.py"
+        "../scripts/prepare_image.py"
 
 
 rule pack:
     input:
-        parts=expand(
-            f"{PRE}/crops/{{sid}}" if config["packing"]["enabled"] else f"{PRE}/tiles/{{sid}}",
-            sid=TRAIN,
-        ),
-        tiles=expand(f"{PRE}/tiles/{{sid}}", sid=TRAIN),
-        split=rules.split.output[0],
-        validated=VALIDATED,
+        images=[image_dir(s) for s in TRAIN],
     output:
-        trainset=directory(f"{RESULTS}/trainset"),
-        provenance=f"{PRE}/provenance.tsv",
-        stats=f"{PRE}/packing_stats.json",
+        trainset=directory(f"{TRAINSET_DIR}/trainset"),
+        provenance=f"{TRAINSET_DIR}/provenance.tsv",
+        stats=f"{TRAINSET_DIR}/packing_stats.json",
     log:
-        f"{LOGS}/pack.log",
+        f"{LOGS}/pack/{V['trainset']}.log",
+    benchmark:
+        BENCHMARKS["pack"]
     conda:
         "../../envs/preprocess.yaml"
     params:
-        packing=config["packing"],
-        tiling=config["tiling"],
+        **image_settings("train"),
     script:
         "../scripts/pack.py"
 
@@ -105,12 +62,12 @@ rule preview:
         provenance=rules.pack.output.provenance,
     output:
         report(
-            f"{PRE}/preview.png",
+            f"{TRAINSET_DIR}/preview.png",
             caption="../report/preview.rst",
             category="Training set",
         ),
     log:
-        f"{LOGS}/preview.log",
+        f"{LOGS}/preview/{V['trainset']}.log",
     conda:
         "../../envs/preprocess.yaml"
     script:
@@ -121,14 +78,14 @@ rule validate_training_set:
     input:
         trainset=rules.pack.output.trainset,
     output:
-        table=f"{RESULTS}/validation/trainset.tsv",
+        table=f"{TRAINSET_DIR}/validation.tsv",
         summary=report(
-            f"{RESULTS}/validation/trainset_summary.txt",
+            f"{TRAINSET_DIR}/validation_summary.txt",
             caption="../report/validate_training_set.rst",
             category="Validation",
         ),
     log:
-        f"{LOGS}/validate_training_set.log",
+        f"{LOGS}/validate_training_set/{V['trainset']}.log",
     conda:
         "../../envs/omnipose.yaml"
     params:
@@ -140,12 +97,14 @@ rule validate_training_set:
 
 rule heldout_set:
     input:
-        expand(f"{PRE}/channels/{{sid}}{{suffix}}", sid=TEST, suffix=(".tif", "_masks.tif", "_links.txt")),
+        images=[image_dir(s) for s in TEST],
     output:
-        directory(f"{RESULTS}/heldout"),
+        directory(HELDOUT),
     log:
-        f"{LOGS}/heldout_set.log",
+        f"{LOGS}/heldout_set/{V['heldout']}.log",
     conda:
         "../../envs/preprocess.yaml"
+    params:
+        sources=TEST,
     script:
         "../scripts/heldout_set.py"

@@ -5,7 +5,7 @@ rule train:
     input:
         trainset=rules.pack.output.trainset,
         checked=rules.validate_training_set.output.table,
-        pretrained=PRETRAINED,
+        pretrained=[ancient(x) for x in PRETRAINED],
     output:
         model=MODEL,
         card=f"{MODEL_DIR}/model_card.json",
@@ -16,7 +16,9 @@ rule train:
             category="Training",
         ),
     log:
-        f"{LOGS}/train.log",
+        f"{LOGS}/train/{V['model']}.log",
+    benchmark:
+        BENCHMARKS["train"]
     conda:
         "../../envs/omnipose.yaml"
     threads: config["resources"]["train_threads"]
@@ -37,10 +39,12 @@ rule fit_size_model:
         trainset=rules.pack.output.trainset,
         heldout=rules.heldout_set.output[0],
     output:
-        size=f"{MODEL}_size.npy",
-        heldout=f"{MODEL_DIR}/size_heldout.tsv",
+        size=f"{SIZE_DIR}/{Path(MODEL).name}_size.npy",
+        heldout=f"{SIZE_DIR}/size_heldout.tsv",
     log:
-        f"{LOGS}/fit_size_model.log",
+        f"{LOGS}/fit_size_model/{V['size_model']}.log",
+    benchmark:
+        BENCHMARKS["fit_size_model"]
     conda:
         "../../envs/omnipose.yaml"
     threads: config["resources"]["train_threads"]
@@ -48,7 +52,6 @@ rule fit_size_model:
         gpu=GPUS,
         mem_mb=config["resources"]["train_mem_mb"],
     params:
-        size_model=config["size_model"],
-        diameter=config["diameter"],
+        **size_settings(),
     script:
         "../scripts/fit_size_model.py"

@@ -13,10 +13,11 @@ def main(sm) -> None:
     log = get_logger(sm.log[0])
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
-    for src in map(Path, sm.input):
-        if src.name.endswith("_links.txt") and not src.stat().st_size:
-            continue
-        shutil.copyfile(src, out / src.name)
+    for sid, folder in zip(sm.params.sources, map(Path, sm.input.images), strict=True):
+        for suffix in (".tif", "_masks.tif", "_links.txt"):
+            src = folder / f"{sid}{suffix}"
+            if suffix != "_links.txt" or src.stat().st_size:
+                shutil.copyfile(src, out / src.name)
     n = len(list(out.glob("*_masks.tif")))
     log.info(f"held-out set: {n} source image(s) in {out}" + ("" if n else " (none: nothing to evaluate on)"))
 

@@ -61,9 +61,10 @@ def main(sm) -> None:
     p = sm.params.packing
     out = Path(sm.output.trainset)
     out.mkdir(parents=True, exist_ok=True)
-    parts = [Path(x) for x in sm.input.parts]
+    sources = [Path(x) for x in sm.input.images]
+    parts = [x / "crops" for x in sources] if p["enabled"] else [x / "tiles" for x in sources]
     # Each source's tiles.json, read once: {tile folder: tile records}.
-    tiles = {Path(x): json.loads((Path(x) / "tiles.json").read_text())["tiles"] for x in sm.input.tiles}
+    tiles = {x / "tiles": json.loads((x / "tiles" / "tiles.json").read_text())["tiles"] for x in sources}
     if p["enabled"]:
         crops = [c for folder in parts for c in load_crops(folder)]
         bins = assemble_bins(crops, p["bin_size"], p["rotation"])
@@ -88,7 +89,7 @@ def main(sm) -> None:
                     rows.append(
                         {
                             "image": t["name"],
-                            "source": folder.name,
+                            "source": t["source"],
                             "tile": t["index"],
                             "cells": 0,
                             "label_map": "{}",
@@ -115,7 +116,7 @@ def main(sm) -> None:
                 rows.append(
                     {
                         "image": t["name"],
-                        "source": folder.name,
+                        "source": t["source"],
                         "tile": t["index"],
                         "src_y0": y0,
                         "src_x0": x0,

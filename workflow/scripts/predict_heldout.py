@@ -29,7 +29,7 @@ def main(sm) -> None:
     torch.set_num_threads(sm.threads)
     model = load_trained_model(sm.input.model, card, gpu)
     axis = 0 if card["nchan"] > 1 else None
-    size = sizemodel.load(sm.input.size) if sm.input.get("size") else None
+    size = sizemodel.load(sm.input.size_model) if sm.input.get("size_model") else None
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
     pairs = discover(sm.input.heldout).pairs

@@ -28,6 +28,7 @@ def main(sm) -> None:
             }
         )
     table = pd.DataFrame(rows, columns=["source", "name", "group", "hash", "role"])
+    Path(sm.output[0]).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(sm.output[0], sep="\t", index=False)
     counts = table["role"].value_counts().to_dict()
     rule = "test_dir" if sm.params.test_dir else f"hash < {sm.params.split['test_fraction']}"

@@ -1,0 +1,232 @@
+"""The model registry: one record per registered version, the registry table, and version comparison.
+
+A version's record (``<results>/versions/<id>/record.json``) is written once, when the version is
+registered, and never changed. ``registry.tsv`` and ``latest.txt`` are rebuilt from the records.
+
+Command line::
+
+    python -m omnitrain.registry [--results results] list
+    python -m omnitrain.registry [--results results] compare OLD NEW     (ids, or "latest")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .versions import version_id
+
+REGISTRY_COLUMNS = [
+    "version",
+    "created",
+    "parent",
+    "data_hash",
+    "train_images",
+    "test_images",
+    "train_objects",
+    "test_objects",
+    "training_images",
+    "params_digest",
+    "trainset_version",
+    "heldout_version",
+    "model_version",
+    "model",
+    "size_model",
+    "heldout_mean_ap",
+    "heldout_ap50",
+    "changes",
+]
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested dicts as one level with dotted keys: {"a": {"b": 1}} -> {"a.b": 1}."""
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def file_table(sources: dict) -> dict[str, dict]:
+    """{file name (below its data folder; test_dir files as test_dir/<name>): {"sha256", "role"}}."""
+    files = {}
+    for src in sources.values():
+        for rec in src["files"].values():
+            if rec is None:
+                continue
+            key = f"test_dir/{rec['name']}" if src["from_test_dir"] else rec["name"]
+            files[key] = {"sha256": rec["sha256"], "role": src["role"]}
+    return dict(sorted(files.items()))
+
+
+def data_hash(files: dict[str, dict]) -> str:
+    return version_id({k: [v["sha256"], v["role"]] for k, v in files.items()})
+
+
+def compare(old: dict, new: dict) -> dict:
+    """What changed from record ``old`` to record ``new``: files, roles, parameters, held-out scores.
+
+    Scores are compared only on the same held-out set (same held-out version); otherwise the change
+    record says the held-out set changed and gives no difference.
+    """
+    a, b = old["files"], new["files"]
+    change = {
+        "from": old["version"],
+        "to": new["version"],
+        "files": {
+            "added": sorted(set(b) - set(a)),
+            "removed": sorted(set(a) - set(b)),
+            "modified": sorted(k for k in set(a) & set(b) if a[k]["sha256"] != b[k]["sha256"]),
+            "role_changed": sorted(k for k in set(a) & set(b) if a[k]["role"] != b[k]["role"]),
+        },
+    }
+    pa, pb = flatten(old["params"]), flatten(new["params"])
+    change["parameters"] = {
+        k: {"old": pa.get(k), "new": pb.get(k)} for k in sorted(set(pa) | set(pb)) if pa.get(k) != pb.get(k)
+    }
+    change["code"] = {
+        "old": old["run"]["commit"],
+        "new": new["run"]["commit"],
+        "changed": old["code"] != new["code"],
+    }
+    same = old["versions"]["heldout"] == new["versions"]["heldout"]
+    scores = {"same_heldout_set": same}
+    if same:
+        sa, sb = old["scores"], new["scores"]
+        for key in ("mean_ap", "ap50", "aji", "pq"):
+            x, y = sa["summary"].get(key), sb["summary"].get(key)
+            scores[key] = {"old": x, "new": y, "difference": None if x is None or y is None else y - x}
+        scores["per_image"] = {
+            image: {
+                "old": sa["per_image"][image]["mean_ap"],
+                "new": sb["per_image"][image]["mean_ap"],
+                "difference": sb["per_image"][image]["mean_ap"] - sa["per_image"][image]["mean_ap"],
+            }
+            for image in sorted(set(sa["per_image"]) & set(sb["per_image"]))
+        }
+    else:
+        scores["note"] = "the held-out set changed: scores are not comparable, none compared"
+    change["heldout_scores"] = scores
+    return change
+
+
+def _num(x) -> str:
+    return "n/a" if x is None else f"{x:+.4f}" if isinstance(x, float) and x != 0 and abs(x) < 1 else f"{x}"
+
+
+def changes_markdown(change: dict | None, version: str) -> str:
+    """The change record as text a person reads."""
+    if change is None:
+        return f"# Version {version}\n\nFirst registered version: nothing to compare with.\n"
+    lines = [f"# Version {change['to']} compared with {change['from']}", ""]
+    f = change["files"]
+    lines.append("## Ground-truth and image files")
+    if not any(f.values()):
+        lines.append("- no file added, removed, modified or moved between training and held-out")
+    for kind in ("added", "removed", "modified", "role_changed"):
+        for name in f[kind]:
+            lines.append(f"- {kind.replace('_', ' ')}: {name}")
+    lines += ["", "## Parameters"]
+    if not change["parameters"]:
+        lines.append("- unchanged")
+    for key, v in change["parameters"].items():
+        lines.append(f"- {key}: {v['old']!r} -> {v['new']!r}")
+    lines += ["", "## Code", f"- commit {change['code']['old']} -> {change['code']['new']}"]
+    lines.append(f"- code of the steps {'changed' if change['code']['changed'] else 'unchanged'}")
+    s = change["heldout_scores"]
+    lines += ["", "## Held-out scores"]
+    if not s["same_heldout_set"]:
+        lines.append(f"- {s['note']}")
+    else:
+        for key in ("mean_ap", "ap50", "aji", "pq"):
+            v = s[key]
+            lines.append(f"- {key}: {v['old']} -> {v['new']} (difference {_num(v['difference'])})")
+        for image, v in s["per_image"].items():
+            lines.append(f"- {image}: mean AP {v['old']:.4f} -> {v['new']:.4f} ({_num(v['difference'])})")
+    return "\n".join(lines) + "\n"
+
+
+def load_records(results: str | Path) -> list[dict]:
+    """Every registered version's record, oldest first."""
+    records = [json.loads(p.read_text()) for p in Path(results).glob("versions/*/record.json")]
+    return sorted(records, key=lambda r: (r["created"], r["version"]))
+
+
+def find_record(results: str | Path, version: str) -> dict:
+    records = load_records(results)
+    if version == "latest":
+        latest = Path(results) / "latest.txt"
+        if not latest.is_file():
+            raise SystemExit(f"{latest} does not exist: no version registered yet")
+        version = latest.read_text().strip()
+    matches = [r for r in records if r["version"].startswith(version)]
+    if len(matches) != 1:
+        known = ", ".join(r["version"] for r in records) or "none"
+        what = "no" if not matches else "more than one"
+        raise SystemExit(f"{what} registered version matches {version!r} in {results} (known: {known})")
+    return matches[0]
+
+
+def registry_row(record: dict) -> dict:
+    d, s = record["data"], record["scores"]["summary"]
+    change = record.get("change")
+    if change is None:
+        summary = "first version"
+    else:
+        f = change["files"]
+        parts = [f"{len(f[k])} {k.replace('_', ' ')}" for k in ("added", "removed", "modified") if f[k]]
+        parts += [f"{len(change['parameters'])} parameter(s)"] if change["parameters"] else []
+        parts += ["code"] if change["code"]["changed"] else []
+        summary = "changed: " + ", ".join(parts) if parts else "no change in data, parameters or code"
+    return {
+        "version": record["version"],
+        "created": record["created"],
+        "parent": record["parent"] or "",
+        "data_hash": d["hash"],
+        "train_images": d["train_images"],
+        "test_images": d["test_images"],
+        "train_objects": d["train_objects"],
+        "test_objects": d["test_objects"],
+        "training_images": d["training_images"],
+        "params_digest": record["params_digest"],
+        "trainset_version": record["versions"]["trainset"],
+        "heldout_version": record["versions"]["heldout"],
+        "model_version": record["versions"]["model"],
+        "model": record["paths"]["model"],
+        "size_model": record["paths"].get("size_model") or "",
+        "heldout_mean_ap": s.get("mean_ap"),
+        "heldout_ap50": s.get("ap50"),
+        "changes": summary,
+    }
+
+
+def registry_table(records: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame([registry_row(r) for r in records], columns=REGISTRY_COLUMNS)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m omnitrain.registry", description=__doc__.splitlines()[0])
+    ap.add_argument("--results", default="results", help="the pipeline.results folder (default: results)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print the registry table")
+    cmp = sub.add_parser("compare", help="what changed between two versions (ids, prefixes, or latest)")
+    cmp.add_argument("old")
+    cmp.add_argument("new")
+    args = ap.parse_args(argv)
+    if args.command == "list":
+        table = registry_table(load_records(args.results))
+        sys.stdout.write(table.to_string(index=False) + "\n" if len(table) else "no version registered\n")
+    else:
+        old, new = find_record(args.results, args.old), find_record(args.results, args.new)
+        sys.stdout.write(changes_markdown(compare(old, new), new["version"]))
+
+
+if __name__ == "__main__":
+    main()

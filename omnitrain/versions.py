@@ -1,0 +1,121 @@
+"""Content-derived versions: ids from input bytes, parameters and code, and a cache of file hashes.
+
+A step's version is a short digest of everything that decides its outputs: the sha256 of the user's
+files it reads, the versions of the steps it reads from, its parameters and the digest of its code.
+Same inputs give the same id, so Snakemake finds the outputs already there; any change gives a new id,
+hence new paths, and the files of earlier versions are never touched.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import time
+from functools import cache
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent
+SCRIPTS = PACKAGE.parent / "workflow" / "scripts"
+ID_LENGTH = 12
+# A file changed less than this long ago may change again within the same mtime tick: hash it, but do
+# not cache it (git's "racy clean" problem).
+RACY_SECONDS = 2.0
+
+
+def version_id(*parts) -> str:
+    """A short, stable id of JSON-able parts (dict keys sorted, so order of keys does not matter)."""
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class HashCache:
+    """sha256 of files, remembered by (absolute path, size, mtime in ns) in a TSV file.
+
+    A dry run on a big dataset then stats every file but reads none that did not change. The file is
+    rewritten atomically (temporary file + rename) only when something new was hashed, so parallel
+    readers (cluster jobs parse the workflow too) never see a half-written cache.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.entries: dict[str, tuple[int, int, str]] = {}
+        self.changed = False
+        self.hashed = 0
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                parts = line.split("\t")
+                if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
+                    self.entries[parts[0]] = (int(parts[1]), int(parts[2]), parts[3])
+
+    def sha256(self, path: str | Path) -> str:
+        key = os.path.abspath(path)
+        st = os.stat(key)
+        known = self.entries.get(key)
+        if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
+            return known[2]
+        digest = _sha256(Path(key))
+        self.hashed += 1
+        if time.time() - st.st_mtime > RACY_SECONDS:
+            self.entries[key] = (st.st_size, st.st_mtime_ns, digest)
+            self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if not self.changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        lines = (f"{k}\t{s}\t{m}\t{d}\n" for k, (s, m, d) in sorted(self.entries.items()))
+        tmp.write_text("".join(lines))
+        os.replace(tmp, self.path)
+        self.changed = False
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The omnitrain modules a file imports (``from omnitrain.x import``, ``from .x import``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 1 and path.parent == PACKAGE:
+                names.add(module.split(".")[0] if module else "")
+                if not module:
+                    names.update(a.name for a in node.names)
+            elif module == "omnitrain":
+                names.update(a.name for a in node.names)
+            elif module.startswith("omnitrain."):
+                names.add(module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names.update(a.name.split(".")[1] for a in node.names if a.name.startswith("omnitrain."))
+    return {n for n in names if (PACKAGE / f"{n}.py").is_file()}
+
+
+@cache
+def code_digest(*scripts: str) -> str:
+    """Digest of rule scripts (names in workflow/scripts) and every omnitrain module they use.
+
+    Only the code a step runs counts: fixing the evaluation code gives a new evaluation version but
+    keeps the trained model's.
+    """
+    files = {SCRIPTS / s for s in scripts}
+    todo = list(files)
+    while todo:
+        for name in _imported_modules(todo.pop()):
+            module = PACKAGE / f"{name}.py"
+            if module not in files:
+                files.add(module)
+                todo.append(module)
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes())
+    return h.hexdigest()[:16]

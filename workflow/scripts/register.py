@@ -1,0 +1,119 @@
+"""Rule register: the version's record, its lineage manifest, and what changed since the previous one."""
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+import pandas as pd
+
+from omnitrain.manifest import files_of, run_info, write_json
+from omnitrain.registry import changes_markdown, compare, data_hash, file_table, load_records
+from omnitrain.runlog import get_logger
+from omnitrain.versions import SCRIPTS, code_digest, version_id
+
+
+def parent_record(results: Path, version: str) -> dict | None:
+    """The version registered last before this one (the one latest.txt names), if any."""
+    records = [r for r in load_records(results) if r["version"] != version]
+    latest = results / "latest.txt"
+    if latest.is_file():
+        named = latest.read_text().strip()
+        for r in records:
+            if r["version"] == named:
+                return r
+    return records[-1] if records else None
+
+
+def timings(benchmarks: dict) -> dict:
+    """Seconds and peak memory of the steps, from their Snakemake benchmark files (when present)."""
+    out = {}
+    for step, path in benchmarks.items():
+        if path and Path(path).is_file():
+            row = pd.read_csv(path, sep="\t").iloc[0]
+            out[step] = {"seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"])}
+    return out
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    p = sm.params
+    results = Path(sm.output.record).parents[2]  # <results>/versions/<id>/record.json
+    out = Path(sm.output.record).parent
+    sources = p.sources
+    files = file_table(sources)
+    # Objects per source image, from the validation table (one row per pair found).
+    validation = pd.read_csv(sm.input.validation, sep="\t")
+    objects = dict(zip(validation["image"].astype(str), validation["objects"], strict=True))
+    count = {"train": [0, 0], "test": [0, 0]}
+    for src in sources.values():
+        count[src["role"]][0] += 1
+        count[src["role"]][1] += int(objects.get(src["files"]["image"]["path"], 0))
+    stats = json.loads(Path(sm.input.trainset).read_text())
+    card = json.loads(Path(sm.input.card).read_text())
+    scores = json.loads(Path(sm.input.scores).read_text())
+    per_image = pd.read_csv(sm.input.per_image, sep="\t")
+    record = {
+        "version": p.version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "parent": None,
+        "versions": p.versions,
+        "paths": p.paths,
+        "data": {
+            "hash": data_hash(files),
+            "train_images": count["train"][0],
+            "test_images": count["test"][0],
+            "train_objects": count["train"][1],
+            "test_objects": count["test"][1],
+            "training_images": stats["images"],
+            "training_objects": stats["cells"],
+        },
+        "files": files,
+        "params": p.params,
+        "params_digest": version_id(p.params),
+        "code": code_digest(*sorted(f.name for f in SCRIPTS.glob("*.py"))),
+        "run": run_info(),
+        "device": card["device"],
+        "scores": {
+            "summary": {k: scores.get(k) for k in ("mean_ap", "ap50", "ap75", "aji", "pq", "images")},
+            "per_image": {
+                str(r["image"]): {"mean_ap": float(r["mean_ap"]), "ap50": float(r["ap50"])}
+                for r in per_image.to_dict("records")
+            },
+        },
+    }
+    parent = parent_record(results, p.version)
+    record["parent"] = parent["version"] if parent else None
+    change = compare(parent, record) if parent else None
+    record["change"] = change
+    write_json(sm.output.changes_json, change)
+    Path(sm.output.changes).write_text(changes_markdown(change, p.version))
+    # Links to the version's parts: <results>/versions/<id>/model/... (relative, so results can move).
+    for name, target in p.links.items():
+        link = out / name
+        if target and not link.is_symlink():
+            os.symlink(os.path.relpath(target, out), link)
+    lineage = {"inputs": {k: v["sha256"] for k, v in files.items()}}
+    lineage.update({name: files_of([target]) for name, target in p.links.items() if target})
+    manifest = {
+        "version": p.version,
+        "versions": p.versions,
+        "params": p.params,
+        "run": record["run"],
+        "device": card["device"],
+        "timings": timings(p.benchmarks),
+        "files": lineage,
+    }
+    write_json(sm.output.manifest, manifest)
+    write_json(sm.output.record, record)
+    what = f"parent {record['parent']}" if parent else "first version"
+    log.info(
+        f"registered version {p.version} ({what}): held-out mean AP {scores.get('mean_ap')},"
+        f" AP@0.5 {scores.get('ap50')}; changes: {sm.output.changes}"
+    )
+
+
+main(snakemake)  # noqa: F821
