@@ -101,3 +101,10 @@ def dry_run_jobs(workdir: Path, config: dict, *targets: str) -> dict[str, int]:
             break
         jobs[parts[0]] = int(parts[1])
     return jobs
+
+
+def one(root: Path, pattern: str) -> Path:
+    """The one path below ``root`` matching a glob: a fresh run has one version of each output."""
+    found = sorted(root.glob(pattern))
+    assert len(found) == 1, f"expected one {pattern} below {root}, found {[str(p) for p in found]}"
+    return found[0]

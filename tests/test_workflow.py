@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import cells, image_for, run_snakemake, save, write_pair
+from conftest import cells, image_for, one, run_snakemake, save, write_pair
 
 from omnitrain.demo import DEMO_SPECS, write_demo
 
 pytestmark = pytest.mark.workflow
 
 
-VALIDATION = ["results/validation/inputs.tsv"]
+VALIDATION = ["validate_inputs"]  # a rule name: its outputs live under a version id
 
 
 def snakemake(workdir, config: dict, *options: str, targets=()):
@@ -24,12 +24,12 @@ def test_demo_validates(tmp_path):
     write_demo(tmp_path / "demo")
     run = snakemake(tmp_path, {"dir": "demo"}, targets=VALIDATION)
     assert run.returncode == 0, run.stderr
-    table = pd.read_csv(tmp_path / "results/validation/inputs.tsv", sep="\t")
+    table = pd.read_csv(one(tmp_path, "results/validation/*/inputs.tsv"), sep="\t")
     assert sorted(table["base"]) == sorted(DEMO_SPECS)
     for row in table.itertuples():
         lab = tifffile.imread(tmp_path / "demo" / f"{row.base}_masks.tif")
         assert row.objects == lab.max() and row.errors == 0
-    summary = (tmp_path / "results/validation/inputs_summary.txt").read_text()
+    summary = one(tmp_path, "results/validation/*/inputs_summary.txt").read_text()
     assert f"pairs: {len(DEMO_SPECS)}" in summary
     assert "0 error(s)" in summary and "sparse_02_masks.tif" in summary  # mostly-background warning
     again = snakemake(tmp_path, {"dir": "demo"}, "-n", targets=VALIDATION)
@@ -70,8 +70,11 @@ def test_bad_inputs_stop_the_run_with_one_message_and_no_output(tmp_path):
     ):
         assert f"data/{name}: " in message, name
     assert message.count("fix:") >= 6
-    assert not list((tmp_path / "results" / "validation").glob("*")), "nothing half-written"
-    log = (tmp_path / "results/logs/validate_inputs.log").read_text()
+    # Nothing half-written: no validation table, and at most complete per-image outputs of good pairs
+    # (their jobs may run beside the validation; each checks its own pair first).
+    written = {p.relative_to(tmp_path / "results").parts[:2] for p in (tmp_path / "results").rglob("*.*")}
+    assert {w for w in written if w[0] != "logs"} <= {("images", "good0"), ("images", "good1")}, written
+    log = one(tmp_path, "results/logs/validate_inputs/*.log").read_text()
     assert "binary mask" in log
 
 

@@ -10,14 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from conftest import DSB, dry_run_jobs, needs, run_snakemake
+from conftest import DSB, dry_run_jobs, needs, one, run_snakemake
 
 from omnitrain.demo import write_demo
 from omnitrain.tiling import tile_edges
 
 pytestmark = pytest.mark.workflow
 
-PREPROCESSED = ["results/validation/trainset.tsv", "results/preprocess/preview.png", "results/heldout"]
+# Rule names as targets: their outputs live under version ids known only to the workflow.
+PREPROCESSED = ["validate_inputs", "split", "validate_training_set", "preview", "heldout_set"]
 
 
 def digests(root):
@@ -25,7 +26,7 @@ def digests(root):
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and "logs" not in p.parts and not p.name.startswith(".")
+        if p.is_file() and not {"logs", "benchmarks"} & set(p.parts) and not p.name.startswith(".")
     }
 
 
@@ -39,28 +40,34 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_preprocessing_outputs(demo_run):
-    split = pd.read_csv(demo_run / "results/preprocess/split.tsv", sep="\t")
+    split = pd.read_csv(one(demo_run, "results/splits/*.tsv"), sep="\t")
     train = sorted(split[split.role == "train"].source)
     test = sorted(split[split.role == "test"].source)
     assert train and test and not set(train) & set(test)
-    stats = json.loads((demo_run / "results/preprocess/packing_stats.json").read_text())
+    trainset_dir = one(demo_run, "results/trainsets/*")
+    stats = json.loads((trainset_dir / "packing_stats.json").read_text())
     assert stats["packed_fg"] >= 2 * stats["raw_fg"]
     assert stats["cells"] == stats["tile_cells"]
-    trainset = sorted(p.name for p in (demo_run / "results/trainset").glob("[!.]*"))
+    trainset = sorted(p.name for p in (trainset_dir / "trainset").glob("[!.]*"))
     assert trainset[:2] == ["packed_000.tif", "packed_000_masks.tif"]
-    prov = pd.read_csv(demo_run / "results/preprocess/provenance.tsv", sep="\t")
+    prov = pd.read_csv(trainset_dir / "provenance.tsv", sep="\t")
     assert set(prov.source) == set(train), "every training source is packed, no held-out one"
     # Large demo images were tiled; held-out images were not.
-    tiles = json.loads((demo_run / "results/preprocess/tiles/colony_large_02/tiles.json").read_text())
+    for sid in train + test:
+        tiles = one(demo_run, f"results/images/{sid}/*") / "tiles" / "tiles.json"
+        assert tiles.is_file() == (sid in train)
     if "colony_large_02" in train:
+        tiles = json.loads(
+            (one(demo_run, "results/images/colony_large_02/*") / "tiles/tiles.json").read_text()
+        )
         assert len(tiles["tiles"]) == 6
-    held = sorted(p.name for p in (demo_run / "results/heldout").glob("*_masks.tif"))
+    held = sorted(p.name for p in one(demo_run, "results/heldout/*").glob("*_masks.tif"))
     assert held == [f"{s}_masks.tif" for s in test]
     assert (
         "Omnipose's cellpose_omni.io finds and loads the same pairs"
-        in (demo_run / "results/validation/trainset_summary.txt").read_text()
+        in (trainset_dir / "validation_summary.txt").read_text()
     )
-    assert (demo_run / "results/preprocess/preview.png").stat().st_size > 10_000
+    assert (trainset_dir / "preview.png").stat().st_size > 10_000
 
 
 def test_same_inputs_give_byte_identical_outputs(demo_run, tmp_path):
@@ -73,7 +80,7 @@ def test_same_inputs_give_byte_identical_outputs(demo_run, tmp_path):
 
 
 def test_editing_one_mask_reruns_only_that_image_and_the_aggregates(demo_run):
-    split = pd.read_csv(demo_run / "results/preprocess/split.tsv", sep="\t")
+    split = pd.read_csv(one(demo_run, "results/splits/*.tsv"), sep="\t")
     sid = sorted(split[split.role == "train"].source)[0]
     assert dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED) == {}
     path = demo_run / "demo" / f"{sid}_masks.tif"
@@ -83,9 +90,7 @@ def test_editing_one_mask_reruns_only_that_image_and_the_aggregates(demo_run):
     jobs = dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED)
     assert jobs == {
         "validate_inputs": 1,
-        "select_channels": 1,
-        "tile": 1,
-        "crop": 1,
+        "prepare_image": 1,
         "pack": 1,
         "preview": 1,
         "validate_training_set": 1,
@@ -98,43 +103,47 @@ def test_dsb_goes_through_channel_selection_tiling_and_validation(tmp_path):
         tmp_path, {"dir": str(DSB), "split": {"test_fraction": 0.0, "min_test": 0}}, targets=PREPROCESSED
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    pre = tmp_path / "results/preprocess"
-    colour = json.loads((pre / "channels/dsb_color_610f32e2d9d2.json").read_text())
+    colour_dir = one(tmp_path, "results/images/dsb_color_610f32e2d9d2/*")
+    colour = json.loads((colour_dir / "dsb_color_610f32e2d9d2.json").read_text())
     assert colour["input_shape"][-1] == 3 and colour["channel_axis"] == 2 and colour["shape"][0] == 1
-    assert tifffile.imread(pre / "channels/dsb_color_610f32e2d9d2.tif").ndim == 2
+    assert tifffile.imread(colour_dir / "dsb_color_610f32e2d9d2.tif").ndim == 2
     manifest = pd.read_csv(DSB / "manifest.csv")
     counts = {}
     for row in manifest.itertuples():
         name = row.file[: -len(".tif")]
-        tiles = json.loads((pre / f"tiles/{name}/tiles.json").read_text())["tiles"]
+        tiles = json.loads((one(tmp_path, f"results/images/{name}/*") / "tiles/tiles.json").read_text())[
+            "tiles"
+        ]
         counts[(row.height, row.width)] = len(tiles)
         expected = (len(tile_edges(row.height, 512)) - 1) * (len(tile_edges(row.width, 512)) - 1)
         assert len(tiles) == expected, (name, row.height, row.width)
         assert all(max(t["shape"]) <= 640 for t in tiles)
     assert counts[(1024, 1024)] == 4 and counts[(603, 1272)] == 3 and counts[(256, 256)] == 1
-    stats = json.loads((pre / "packing_stats.json").read_text())
+    trainset_dir = one(tmp_path, "results/trainsets/*")
+    stats = json.loads((trainset_dir / "packing_stats.json").read_text())
     assert stats["sources"] == 27 and stats["cells"] == stats["tile_cells"]
-    summary = (tmp_path / "results/validation/trainset_summary.txt").read_text()
+    summary = (trainset_dir / "validation_summary.txt").read_text()
     assert "0 error(s)" in summary
-    for mask in (tmp_path / "results/trainset").glob("*_masks.tif"):
+    for mask in (trainset_dir / "trainset").glob("*_masks.tif"):
         assert tifffile.imread(mask).dtype in (np.uint16, np.uint32)
 
 
 def test_packing_off_trains_on_the_tiles(tmp_path):
     write_demo(tmp_path / "demo", names=["colony_large_02", "sparse_01", "colony_dense_02"])
     cfg = {"dir": "demo", "packing": {"enabled": False}, "split": {"test_fraction": 0.0, "min_test": 0}}
-    run = run_snakemake(tmp_path, cfg, targets=PREPROCESSED[:1])
+    run = run_snakemake(tmp_path, cfg, targets=["validate_training_set"])
     assert run.returncode == 0, run.stderr[-3000:]
     kept, n_tiles = [], 0
     for source in ("colony_large_02", "sparse_01", "colony_dense_02"):
-        tiles = json.loads((tmp_path / f"results/preprocess/tiles/{source}/tiles.json").read_text())["tiles"]
+        tiles = json.loads((one(tmp_path, f"results/images/{source}/*") / "tiles/tiles.json").read_text())[
+            "tiles"
+        ]
         kept += [t["name"] for t in tiles if t["kept"]]
         n_tiles += len(tiles)
         assert all(t["kept"] == (not t["empty"]) for t in tiles)  # empty tiles dropped, the rest kept
     assert n_tiles == 6 + 1 + 1
-    trainset = sorted(
-        p.name[: -len("_masks.tif")] for p in (tmp_path / "results/trainset").glob("*_masks.tif")
-    )
+    trainset_dir = one(tmp_path, "results/trainsets/*")
+    trainset = sorted(p.name[: -len("_masks.tif")] for p in (trainset_dir / "trainset").glob("*_masks.tif"))
     assert trainset == sorted(kept)
-    prov = pd.read_csv(tmp_path / "results/preprocess/provenance.tsv", sep="\t")
+    prov = pd.read_csv(trainset_dir / "provenance.tsv", sep="\t")
     assert sorted(prov["image"]) == sorted(kept)

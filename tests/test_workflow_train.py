@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import shutil
 
@@ -19,7 +22,7 @@ from omnitrain.training import model_name
 pytestmark = pytest.mark.workflow
 models = pytest.importorskip("cellpose_omni.models")
 
-MODEL = "results/model/models/" + model_name(1, 2, 2, "trainset")
+NAME = model_name(1, 2, 2, "trainset")
 CONFIG = {
     "dir": "demo",
     "n_epochs": 3,
@@ -45,55 +48,71 @@ def trained(tmp_path_factory):
     return work
 
 
+def latest(work):
+    """The folder of the latest registered version (its parts are links: model/, trainset/, ...)."""
+    return (work / "results" / "latest").resolve()
+
+
+def record(work) -> dict:
+    return json.loads((latest(work) / "record.json").read_text())
+
+
+def train_log(work) -> str:
+    return (work / "results/logs/train" / f"{record(work)['versions']['model']}.log").read_text()
+
+
 def test_model_loads_in_omnipose_and_segments(trained):
-    card = json.loads((trained / "results/model/model_card.json").read_text())
+    v = latest(trained)
+    card = json.loads((v / "model/model_card.json").read_text())
     assert set(card) >= CARD_FIELDS
     assert card["flags"]["n_epochs"] == 3 and card["epochs"] == 3 and card["device"].startswith("cpu")
     assert card["training_set"]["images"] >= 1 and len(card["training_set"]["files"]) >= 2
     assert card["versions"]["omnipose"] == "1.1.4" and np.isfinite(card["final_loss"])
     # save_every 2 over 3 epochs: checkpoints of epochs 0..2 (the last 9 are always kept) beside the model
-    assert f"{MODEL.rsplit('/', 1)[1]}_epoch_2" in card["checkpoints"]
+    assert f"{NAME}_epoch_2" in card["checkpoints"]
     model = models.CellposeModel(
-        gpu=False, pretrained_model=str(trained / MODEL), nchan=1, nclasses=2, dim=2, omni=True,
+        gpu=False, pretrained_model=str(v / "model/models" / NAME), nchan=1, nclasses=2, dim=2, omni=True,
         diam_mean=card["diam_mean"],
     )  # fmt: skip
-    image = tifffile.imread(next((trained / "results/trainset").glob("packed_000.tif")))
+    image = tifffile.imread(v / "trainset/trainset/packed_000.tif")
     masks = model.eval(image, channels=None, omni=True, rescale=None, diameter=None, mask_threshold=0.0,
                        flow_threshold=0.4)[0]  # fmt: skip
     assert masks.max() > 0
-    losses = pd.read_csv(trained / "results/model/losses.tsv", sep="\t")
+    losses = pd.read_csv(v / "model/losses.tsv", sep="\t")
     assert list(losses["epoch"]) == [0, 1, 2] and (losses["eta_seconds"] >= 0).all()
-    assert (trained / "results/model/loss_curve.png").stat().st_size > 5000
-    log = (trained / "results/logs/train.log").read_text()
+    assert (v / "model/loss_curve.png").stat().st_size > 5000
+    log = train_log(trained)
     assert "device: cpu" in log and "epoch 3/3" in log and "ETA" in log
 
 
 def test_size_model_predicts_training_diameters(trained):
-    params = sizemodel.load(trained / f"{MODEL}_size.npy")
+    v = latest(trained)
+    params = sizemodel.load(v / "size_model" / f"{NAME}_size.npy")
     assert set(params) == {"A", "smean", "diam_mean", "ymean"} and params["A"].shape == (256,)
-    card = json.loads((trained / "results/model/model_card.json").read_text())
-    model = models.CellposeModel(gpu=False, pretrained_model=str(trained / MODEL), nchan=1, nclasses=2, dim=2,
-                                 omni=True, diam_mean=card["diam_mean"])  # fmt: skip
-    for mask in sorted((trained / "results/trainset").glob("*_masks.tif")):
+    card = json.loads((v / "model/model_card.json").read_text())
+    model = models.CellposeModel(gpu=False, pretrained_model=str(v / "model/models" / NAME), nchan=1,
+                                 nclasses=2, dim=2, omni=True, diam_mean=card["diam_mean"])  # fmt: skip
+    for mask in sorted((v / "trainset/trainset").glob("*_masks.tif")):
         image = tifffile.imread(str(mask).replace("_masks", ""))
         true = sizemodel.diameters([tifffile.imread(mask)])[0]
         predicted = sizemodel.predict(params, sizemodel.style_of(model, image, None))
         assert abs(predicted - true) / true < 0.25, (mask.name, true, predicted)
-    table = pd.read_csv(trained / "results/model/size_heldout.tsv", sep="\t")
+    table = pd.read_csv(v / "size_model/size_heldout.tsv", sep="\t")
     assert len(table) >= 1 and (table["true_diameter"] > 0).all()
 
 
 def test_heldout_evaluation_tables_pictures_and_report(trained):
-    ev = trained / "results/evaluation"
+    ev = latest(trained) / "evaluation"
+    held = latest(trained) / "heldout"
     summary = pd.read_csv(ev / "summary.tsv", sep="\t")
     assert list(summary["iou_threshold"]) == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
     assert not summary.isna().any().any()
-    heldout = sorted(p.name[: -len("_masks.tif")] for p in (trained / "results/heldout").glob("*_masks.tif"))
+    heldout = sorted(p.name[: -len("_masks.tif")] for p in held.glob("*_masks.tif"))
     per_image = pd.read_csv(ev / "per_image.tsv", sep="\t")
     assert sorted(per_image["image"]) == heldout and len(heldout) >= 1
     for name in heldout:
         pred = tifffile.imread(ev / "predictions" / f"{name}_cp_masks.tif")
-        true = tifffile.imread(trained / "results/heldout" / f"{name}_masks.tif")
+        true = tifffile.imread(held / f"{name}_masks.tif")
         assert pred.shape == true.shape
     assert (summary["tp"] + summary["fn"] == per_image["n_true"].sum()).all()
     scores = json.loads((ev / "scores.json").read_text())
@@ -103,33 +122,120 @@ def test_heldout_evaluation_tables_pictures_and_report(trained):
     run = run_snakemake(trained, CONFIG, "--report", "report.html")
     assert run.returncode == 0, run.stderr[-3000:]
     html = (trained / "report.html").read_text(errors="replace")
-    for name in ("ap_curve.png", "overlays.png", "summary.tsv", "loss_curve.png", "preview.png"):
+    for name in (
+        "ap_curve.png",
+        "overlays.png",
+        "summary.tsv",
+        "loss_curve.png",
+        "preview.png",
+        "changes.md",
+    ):
         assert name in html, name
+
+
+def sha256_of(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_rerun_with_nothing_changed_does_nothing(trained):
+    assert dry_run_jobs(trained, CONFIG) == {}
+
+
+def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(trained):
+    v1 = record(trained)
+    manifest = json.loads((latest(trained) / "manifest.json").read_text())
+    old_files = {
+        path: digest
+        for part, files in manifest["files"].items()
+        if part != "inputs"
+        for path, digest in files.items()
+    }
+    assert len(old_files) > 20 and any("/models/" in p for p in old_files)
+    split = pd.read_csv(trained / v1["paths"]["split"], sep="\t")
+    sid = sorted(split[split.role == "train"].source)[0]
+    mask = trained / "demo" / f"{sid}_masks.tif"
+    original = mask.read_bytes()
+    lab = tifffile.imread(mask)
+    lab[lab == lab.max()] = 0  # one cell deleted: same size, new content
+    tifffile.imwrite(mask, lab)
+    expected = ["validate_inputs", "prepare_image", "pack", "preview", "validate_training_set", "train"]
+    expected += ["fit_size_model", "predict_heldout", "evaluate", "register", "registry", "all"]
+    assert dry_run_jobs(trained, CONFIG) == dict.fromkeys(expected, 1)
+    try:
+        run = run_snakemake(trained, CONFIG)
+        assert run.returncode == 0, run.stderr[-4000:]
+        v2 = record(trained)
+        assert v2["version"] != v1["version"] and v2["parent"] == v1["version"]
+        assert v2["versions"]["heldout"] == v1["versions"]["heldout"]  # a training image was edited
+        change = json.loads((latest(trained) / "changes.json").read_text())
+        assert change["files"] == {"added": [], "removed": [], "modified": [mask.name], "role_changed": []}
+        assert change["parameters"] == {} and change["heldout_scores"]["same_heldout_set"]
+        assert f"modified: {mask.name}" in (latest(trained) / "changes.md").read_text()
+        registry = pd.read_csv(trained / "results/registry.tsv", sep="\t")
+        assert list(registry["version"]) == [v1["version"], v2["version"]]
+        assert registry["changes"].iloc[1] == "changed: 1 modified"
+        assert (trained / "results/latest.txt").read_text().strip() == v2["version"]
+        assert {p: sha256_of(trained / p) for p in old_files} == old_files, "version 1 is byte-identical"
+    finally:
+        mask.write_bytes(original)
+    # The original mask again: version 1 is complete on disk, only the latest pointer moves back.
+    assert dry_run_jobs(trained, CONFIG) == {"registry": 1, "all": 1}
+    assert run_snakemake(trained, CONFIG).returncode == 0
+    assert record(trained)["version"] == v1["version"]
+
+
+def test_registry_command_lists_and_compares_versions(trained):
+    from omnitrain.registry import main
+
+    table = pd.read_csv(trained / "results/registry.tsv", sep="\t")
+    assert len(table) >= 2
+    old, new = table["version"].iloc[0], table["version"].iloc[1]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--results", str(trained / "results"), "compare", old, new])
+    assert f"# Version {new} compared with {old}" in out.getvalue() and "modified: " in out.getvalue()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(["--results", str(trained / "results"), "list"])
+    assert old in out.getvalue() and new in out.getvalue()
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     pretrained = tmp_path / "pretrained_model"
-    shutil.copyfile(trained / MODEL, pretrained)
+    first = record(trained)
+    shutil.copyfile(latest(trained) / "model/models" / NAME, pretrained)
     # SGD's learning rate is 0 in epoch 0: one epoch leaves the loaded weights exactly as they were
     # (only batch-norm running statistics move); from random weights nothing would match.
     cfg = {**CONFIG, "pretrained_model": str(pretrained), "n_epochs": 1, "RAdam": False, "train_size": False}
-    jobs = {"train": 1, "predict_heldout": 1, "evaluate": 1, "all": 1}
+    # Training flags changed: the preprocessed data and the held-out set are reused, the model is new.
+    jobs = {"train": 1, "predict_heldout": 1, "evaluate": 1, "register": 1, "registry": 1, "all": 1}
     assert dry_run_jobs(trained, cfg) == jobs, "preprocessing is reused"
     run = run_snakemake(trained, cfg)
     assert run.returncode == 0, run.stderr[-4000:]
+    new = record(trained)
+    assert new["versions"]["trainset"] == first["versions"]["trainset"]
+    assert new["versions"]["model"] != first["versions"]["model"] and new["parent"] == first["version"]
+    changed = set(json.loads((latest(trained) / "changes.json").read_text())["parameters"])
+    assert {"training.n_epochs", "training.RAdam", "training.pretrained_model", "train_size"} <= changed
     before = torch.load(pretrained, map_location="cpu", weights_only=True)
-    after = torch.load(trained / MODEL, map_location="cpu", weights_only=True)
+    after = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
     weights = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert len(weights) > 100 and all(torch.equal(before[k], after[k]) for k in weights)
-    card = json.loads((trained / "results/model/model_card.json").read_text())
+    card = json.loads((latest(trained) / "model/model_card.json").read_text())
     assert card["pretrained_model"]["path"] == str(pretrained)
-    assert "fine-tuning" in (trained / "results/logs/train.log").read_text()
+    assert "fine-tuning" in train_log(trained)
 
 
 def test_pretrained_model_with_wrong_nclasses_is_refused_before_training(trained, tmp_path):
     pretrained = tmp_path / "pretrained_model"
-    shutil.copyfile(trained / MODEL, pretrained)
+    shutil.copyfile(latest(trained) / "model/models" / NAME, pretrained)
+
+    def files(folder):
+        return {p for p in (trained / "results" / folder).rglob("*") if p.is_file()}
+
+    models, logs = files("models"), files("logs/train")
     run = run_snakemake(trained, {**CONFIG, "pretrained_model": str(pretrained), "nclasses": 3})
     assert run.returncode != 0
     assert "nclasses = 2 in the model but nclasses: 3 in the config" in run.stderr
-    assert "epoch 1/" not in (trained / "results/logs/train.log").read_text()
+    assert files("models") == models, "nothing half-written"
+    assert all("epoch 1/" not in p.read_text() for p in files("logs/train") - logs)

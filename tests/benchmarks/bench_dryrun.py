@@ -50,7 +50,7 @@ def dry_run(workdir: Path, configfile: Path) -> tuple[float, int]:
     dt = time.perf_counter() - t
     if res.returncode != 0:
         sys.exit(f"snakemake -n failed:\n{res.stdout}\n{res.stderr}")
-    jobs = sum(int(line.split()[-1]) for line in res.stdout.splitlines() if line.startswith("total"))
+    jobs = next((int(line.split()[-1]) for line in res.stdout.splitlines() if line.startswith("total")), 0)
     return dt, jobs
 
 

@@ -72,6 +72,12 @@ def image_settings(role):
     return settings
 
 
+def image_params(sid):
+    """The params of one prepare_image job: exactly what its version covers besides the files."""
+    role = SOURCES[sid]["role"]
+    return {"name": SOURCES[sid]["name"], "role": role, "settings": image_settings(role)}
+
+
 def split_settings():
     return {
         "sources": {s: {"name": v["name"], "role": v["role"]} for s, v in SOURCES.items()},

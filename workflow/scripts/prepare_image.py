@@ -29,7 +29,7 @@ def image_of(array):
 
 
 def select(sm, sid, out, log):
-    cfg = sm.params.settings["channels"]
+    cfg = sm.params.source["settings"]["channels"]
     links_file = sm.input.get("links")  # only present when the pair has a links file
     # The same checks as validate_inputs, for this pair: a broken pair stops here with its fix.
     pair = Pair(sid, Path(sm.input.image), Path(sm.input.label), Path(links_file) if links_file else None)
@@ -47,8 +47,8 @@ def select(sm, sid, out, log):
     inputs = [sm.input.image, sm.input.label] + ([links_file] if links_file else [])
     meta = {
         "source": sid,
-        "name": sm.params.name,
-        "role": sm.params.role,
+        "name": sm.params.source["name"],
+        "role": sm.params.source["role"],
         "input_shape": list(image.shape),
         "input_dtype": str(image.dtype),
         "channel_axis": src.channel_axis,
@@ -137,9 +137,9 @@ def main(sm) -> None:
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
     src = select(sm, sid, out, log)
-    if sm.params.role != "train":
+    if sm.params.source["role"] != "train":
         return
-    settings = sm.params.settings
+    settings = sm.params.source["settings"]
     packing = settings["packing"] if settings["packing"]["enabled"] else None
     tiles, crops = source_crops(src, settings["tiling"], packing)
     write_tiles(sid, src, tiles, settings["tiling"], out / "tiles", log)
