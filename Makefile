@@ -18,12 +18,14 @@ demo-data:
 demo: demo-data
 	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
 	$(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
-	@echo "Validation report:  results/demo/validation/inputs_summary.txt (table: inputs.tsv)"
-	@echo "Training set:       results/demo/trainset/ (provenance: results/demo/preprocess/provenance.tsv)"
-	@echo "Preview:            results/demo/preprocess/preview.png"
-	@echo "Held-out images:    results/demo/heldout/"
-	@echo "Model:              results/demo/model/ (model_card.json, losses.tsv, loss_curve.png, models/)"
-	@echo "Held-out scores:    results/demo/evaluation/summary.tsv (per image: per_image.tsv; scores.json)"
+	@echo "Every result is under a version id; results/demo/latest links to the current version:"
+	@echo "  Validation report:  results/demo/latest/validation/inputs_summary.txt (table: inputs.tsv)"
+	@echo "  Training set:       results/demo/latest/trainset/ (trainset/, provenance.tsv, preview.png)"
+	@echo "  Held-out images:    results/demo/latest/heldout/"
+	@echo "  Model:              results/demo/latest/model/ (models/, model_card.json, losses.tsv, loss_curve.png)"
+	@echo "  Held-out scores:    results/demo/latest/evaluation/summary.tsv (per image: per_image.tsv)"
+	@echo "  Version record:     results/demo/latest/record.json, changes.md, manifest.json"
+	@echo "Registry of all versions: results/demo/registry.tsv"
 	@echo "Report:             results/demo/report.html (open it in a browser)"
 
 lint:

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, run_snakemake
+from conftest import ROOT, one, run_snakemake
 
 from omnitrain.demo import write_demo
 
@@ -75,17 +75,17 @@ def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
     text = run.stdout + run.stderr
     submitted = dict(re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text))
     assert len(re.findall(r"submitted with SLURM jobid \d+", text)) >= 10
-    assert {"select_channels", "tile", "crop", "pack", "train", "predict_heldout", "evaluate"} <= set(
-        submitted
-    )
+    assert {"prepare_image", "pack", "train", "predict_heldout", "evaluate", "register"} <= set(submitted)
     job = subprocess.run(
         ["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True
     ).stdout
     assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
     assert (on_slurm / ".snakemake" / "slurm_logs" / "rule_train").is_dir()
 
-    run = run_snakemake(local, CONFIG, targets=["results/model/model_card.json"])
+    run = run_snakemake(local, CONFIG, targets=["train"])
     assert run.returncode == 0, run.stderr[-4000:]
-    cards = [json.loads((w / "results/model/model_card.json").read_text()) for w in (on_slurm, local)]
+    models = [one(w, "results/models/*") for w in (on_slurm, local)]
+    assert models[0].name == models[1].name, "same model version id"
+    cards = [json.loads((m / "model_card.json").read_text()) for m in models]
     assert cards[0]["training_set"]["digest"] == cards[1]["training_set"]["digest"]
     assert cards[0]["model_sha256"] == cards[1]["model_sha256"], "same data, seed and threads: same weights"
