@@ -28,6 +28,7 @@ rule train:
         runtime=config["resources"]["train_runtime"],
     params:
         flags=training_settings(),
+        version=V["model"],
     script:
         "../scripts/train.py"
 

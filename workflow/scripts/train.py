@@ -1,6 +1,7 @@
 """Rule train: train Omnipose on the pipeline's training set (the real CellposeModel.train)."""
 
 import logging
+import signal
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt
 
 from omnitrain.config import OMNIPOSE_FLAGS
 from omnitrain.manifest import digest, files_of, sha256, write_json
+from omnitrain.resume import Interrupted, ResumableTraining
 from omnitrain.runlog import get_logger, route_omnipose
 from omnitrain.training import (
     DEFAULT_TYX,
@@ -68,6 +70,10 @@ def main(sm) -> None:
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
     save_path = str(Path(out.model).parent.parent)
     netstr = Path(out.model).name
+    # Full checkpoints beside the model (not a declared output: Snakemake keeps it when the job fails);
+    # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
+    resumable = ResumableTraining(model, Path(save_path) / "checkpoint.pt", sm.params.version, log)
+    signal.signal(signal.SIGTERM, resumable.request_stop)
     recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log)
     omnipose_log = logging.getLogger("cellpose_omni.core")
     omnipose_log.addHandler(recorder)
@@ -76,9 +82,13 @@ def main(sm) -> None:
         model.train(
             ts.images, ts.labels, ts.links, train_files=ts.files, **train_kwargs(cfg, save_path, netstr)
         )
+    except Interrupted as exc:
+        sys.stderr.write(f"\n{exc}: run the workflow again to continue from there\n")
+        sys.exit(1)
     finally:
         omnipose_log.removeHandler(recorder)
         recorder.close()
+    resumable.finished()
     wall = time.perf_counter() - start
     if not Path(out.model).is_file():
         raise RuntimeError(f"Omnipose did not write {out.model}")
@@ -107,6 +117,7 @@ def main(sm) -> None:
         "device": device,
         "versions": {"torch": torch.__version__, "omnipose": omnipose.__version__},
         "epochs": len(recorder.rows),
+        "resumed_at_epoch": resumable.start,  # 0: trained in one go
         "wall_seconds": round(wall, 2),
         "seconds_per_epoch": round(wall / max(len(recorder.rows), 1), 3),
         "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,

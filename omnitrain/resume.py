@@ -1,0 +1,171 @@
+"""Training that survives a kill: full checkpoints around Omnipose's own training loop.
+
+Omnipose 1.1.4 saves weights only, so a job killed at its time limit starts over. This module keeps
+Omnipose's ``CellposeModel.train`` (its data order, augmentation, loss and optimiser, unchanged) and
+hooks two of the model's methods:
+
+- ``net.save_model``, called by Omnipose every ``save_every`` epochs, in the last 10 epochs and at the
+  end, also writes a checkpoint: network and optimiser state, the epoch, torch's RNG state and the
+  per-epoch losses so far (written to a temporary file, then renamed, so a kill never leaves half a
+  checkpoint). A SIGKILL loses at most ``save_every`` epochs.
+- ``_train_step``, called once per batch, (1) replays the epochs a checkpoint already holds without
+  training (Omnipose draws each epoch's images from a sequence fixed up front and reseeds numpy with
+  the epoch number, so the epochs after them see exactly the data they would have seen), (2) restores
+  the checkpoint right before the first batch that trains, and (3) after a stop request (SIGTERM, which
+  SLURM sends before its time limit) writes the state of the last completed epoch (kept in memory at
+  each epoch start) at the next batch and stops: nothing of the finished epochs is lost.
+
+Why hooks rather than a copy of Omnipose's loop: the training stays Omnipose's own, so an uninterrupted
+run equals ``train()`` exactly (tested) and a resumed one continues it (tested epoch by epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+
+
+class Interrupted(RuntimeError):
+    """Training stopped on request after saving a checkpoint; rerun to continue."""
+
+
+def _cpu(obj):
+    """A copy of (nested) state with every tensor cloned to the CPU."""
+    if torch.is_tensor(obj):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+class ResumableTraining:
+    """Attach to a CellposeModel before calling its ``train(...)``; see the module docstring.
+
+    Parameters
+    ----------
+    model : cellpose_omni.models.CellposeModel
+    path : checkpoint file (kept beside the model; removed by :meth:`finished`)
+    identity : what the training is (the model's version id): a checkpoint of anything else is ignored
+    log : logger for what happens (resume, checkpoint, stop)
+    """
+
+    def __init__(self, model, path: str | Path, identity: str, log: logging.Logger):
+        self.model, self.path, self.identity, self.log = model, Path(path), identity, log
+        self.saved: dict | None = None
+        self.start = 0
+        if self.path.is_file():
+            ck = torch.load(self.path, map_location="cpu", weights_only=False)
+            if ck.get("identity") == identity and ck.get("format") == FORMAT:
+                self.saved, self.start = ck, ck["epoch"] + 1
+                log.info(
+                    f"resuming from the checkpoint of epoch {ck['epoch'] + 1} ({self.path}): epochs"
+                    f" 1-{self.start} are replayed for their data order without training"
+                )
+            else:
+                log.info(f"ignoring {self.path}: it belongs to another training")
+        self.losses: list[float] = list(self.saved["losses"]) if self.saved else []
+        self.stop_requested = False
+        self._epoch: int | None = None  # epoch of the last batch seen
+        self._sum, self._batches = 0.0, 0
+        self._snapshot: tuple[int, dict] | None = None  # (epoch, state) of the last completed epoch
+        self._written = -1
+        net = model.net.module if hasattr(model.net, "module") else model.net
+        self._save_weights = net.save_model
+        net.save_model = self._save_model
+        self._train_step = model._train_step
+        model._train_step = self._step
+
+    def request_stop(self, *_signal) -> None:
+        """Stop at the next batch, after saving the last completed epoch (a signal handler)."""
+        self.stop_requested = True
+
+    # -- the hooks ---------------------------------------------------------------------------------
+    def _step(self, x, lbl, *args, **kwargs):
+        epoch = self.model.epoch
+        if epoch < self.start:  # already done before the kill: keep Omnipose's log line truthful
+            return self.saved["losses"][epoch]
+        if epoch != self._epoch:  # the first batch of an epoch: the previous epoch is complete
+            if self._epoch is not None or epoch > 0:
+                self._close_epoch(epoch - 1)
+            if self.saved is not None and epoch == self.start:
+                self._restore()
+            self._epoch = epoch
+            self._snapshot = (epoch - 1, self._state())
+        if self.stop_requested:
+            self._stop()
+        loss = self._train_step(x, lbl, *args, **kwargs)
+        self._sum, self._batches = self._sum + loss, self._batches + 1
+        return loss
+
+    def _save_model(self, filename):
+        epoch = self.model.epoch
+        if epoch < self.start:  # a replayed epoch: the checkpoint's weights are newer
+            return
+        self._save_weights(filename)
+        if epoch != self._written:
+            self._close_epoch(epoch)
+            self._write(epoch, self._state())
+
+    # -- state -------------------------------------------------------------------------------------
+    def _close_epoch(self, epoch: int) -> None:
+        """Record the mean loss of a finished epoch (once)."""
+        if epoch >= 0 and len(self.losses) == epoch and self._batches:
+            self.losses.append(float(self._sum) / self._batches)
+            self._sum, self._batches = 0.0, 0
+
+    def _state(self) -> dict:
+        state = {
+            "net": _cpu(self.model.net.state_dict()),
+            "optimizer": _cpu(self.model.optimizer.state_dict()),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def _restore(self) -> None:
+        ck = self.saved
+        self.model.net.load_state_dict(ck["net"])
+        # Omnipose has already set this epoch's learning rate; the optimiser's saved one is older.
+        rates = [g["lr"] for g in self.model.optimizer.param_groups]
+        self.model.optimizer.load_state_dict(ck["optimizer"])
+        for group, rate in zip(self.model.optimizer.param_groups, rates, strict=True):
+            group["lr"] = rate
+        torch.set_rng_state(ck["torch_rng"])
+        if "cuda_rng" in ck and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(ck["cuda_rng"])
+        self.log.info(f"restored network, optimiser and RNG state of epoch {ck['epoch'] + 1}")
+
+    def _write(self, epoch: int, state: dict) -> None:
+        checkpoint = {
+            "format": FORMAT,
+            "identity": self.identity,
+            "epoch": epoch,
+            "losses": self.losses[: epoch + 1],
+            **state,
+        }
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        torch.save(checkpoint, tmp)
+        os.replace(tmp, self.path)
+        self._written = epoch
+
+    def _stop(self) -> None:
+        epoch, state = self._snapshot
+        if epoch >= 0 and epoch > self._written:
+            self._write(epoch, state)
+        done = max(self._written, -1) + 1
+        self.log.info(
+            f"stop requested: {done} epoch(s) saved in {self.path}; run the workflow again to continue"
+        )
+        raise Interrupted(f"training stopped after epoch {done}; checkpoint {self.path}")
+
+    def finished(self) -> None:
+        """Training completed: the checkpoint is no longer needed."""
+        self.path.unlink(missing_ok=True)

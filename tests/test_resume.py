@@ -1,0 +1,108 @@
+"""Resumable training: the hooks leave Omnipose's training unchanged; a stopped run continues exactly."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from test_training import config
+
+from omnitrain.demo import make_image
+from omnitrain.resume import Interrupted, ResumableTraining
+from omnitrain.training import EpochRecorder, model_kwargs, seed_everything, train_kwargs
+
+models = pytest.importorskip("cellpose_omni.models")
+N_EPOCHS = 4
+
+
+def training_data():
+    images, labels = [], []
+    for demo in ("colony_dense_02", "colony_dense_03"):
+        img, lab = make_image(demo)
+        images.append(img[:192, :192].astype(np.float32))
+        labels.append(lab[:192, :192])
+    return images, labels
+
+
+def train(tmp_path, name, checkpoint=None, stop_in_epoch=None, crash_in_epoch=None, sgd=False, identity="v1"):
+    """Omnipose's train() on two demo crops; returns (weights or None if stopped, per-epoch losses)."""
+    torch.set_num_threads(1)
+    cfg = config(n_epochs=N_EPOCHS, save_every=2, RAdam=not sgd)
+    seed_everything(0)
+    model = models.CellposeModel(**model_kwargs(cfg, False, None))
+    log = logging.getLogger(f"test.resume.{name}")
+    hooks = ResumableTraining(model, checkpoint, identity, log) if checkpoint else None
+    if stop_in_epoch is not None or crash_in_epoch is not None:
+        step = model._train_step
+
+        def trigger(*args, **kwargs):
+            if model.epoch == stop_in_epoch:
+                hooks.request_stop()  # what the SIGTERM handler does
+            if model.epoch == crash_in_epoch:
+                raise KeyboardInterrupt("killed")  # a kill: nothing saved on the way out
+            return step(*args, **kwargs)
+
+        model._train_step = trigger
+    recorder = EpochRecorder(model, N_EPOCHS, tmp_path / f"{name}.tsv", log)
+    core = logging.getLogger("cellpose_omni.core")
+    core.addHandler(recorder)
+    images, labels = training_data()
+    try:
+        path = model.train(images, labels, [None, None], **train_kwargs(cfg, str(tmp_path / name), "net"))
+    except (Interrupted, KeyboardInterrupt):
+        return None, [r["loss"] for r in recorder.rows]
+    finally:
+        core.removeHandler(recorder)
+        recorder.close()
+    return torch.load(path, map_location="cpu", weights_only=True), [r["loss"] for r in recorder.rows]
+
+
+def same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """Omnipose's own train(), without the hooks: the reference."""
+    tmp = tmp_path_factory.mktemp("plain")
+    return {sgd: train(tmp, f"plain_{sgd}", sgd=sgd) for sgd in (False, True)}
+
+
+def test_hooks_leave_omnipose_training_unchanged(plain, tmp_path):
+    weights, losses = train(tmp_path, "hooked", checkpoint=tmp_path / "ck.pt")
+    assert same_weights(weights, plain[False][0]) and losses == plain[False][1]
+    ck = torch.load(tmp_path / "ck.pt", weights_only=False)
+    assert ck["epoch"] == N_EPOCHS - 1 and ck["identity"] == "v1"
+    assert ck["losses"] == pytest.approx(losses, rel=1e-6)
+
+
+@pytest.mark.parametrize("sgd", [False, True], ids=["RAdam", "SGD"])
+def test_stopped_training_resumes_to_the_same_losses_and_weights(plain, tmp_path, sgd):
+    ck = tmp_path / "ck.pt"
+    weights, losses = train(tmp_path, "stopped", checkpoint=ck, stop_in_epoch=2, sgd=sgd)
+    assert weights is None and len(losses) == 2  # epochs 0 and 1 finished, then the stop
+    assert torch.load(ck, weights_only=False)["epoch"] == 1, "the last finished epoch is saved"
+    weights, losses = train(tmp_path, "resumed", checkpoint=ck, sgd=sgd)
+    ref_weights, ref_losses = plain[sgd]
+    # Exact on the CPU with one thread (the stated tolerance is 0): the run continues, it does not restart.
+    assert losses == pytest.approx(ref_losses, rel=1e-6) and losses[2:] == ref_losses[2:]
+    assert same_weights(weights, ref_weights)
+
+
+def test_killed_training_loses_at_most_save_every_epochs(plain, tmp_path):
+    ck = tmp_path / "ck.pt"
+    weights, _ = train(tmp_path, "killed", checkpoint=ck, crash_in_epoch=3)
+    assert weights is None
+    saved = torch.load(ck, weights_only=False)["epoch"]
+    assert saved == 2 and 3 - (saved + 1) <= 2  # save_every 2: epochs 0 and 2 were checkpointed
+    weights, losses = train(tmp_path, "resumed", checkpoint=ck)
+    assert same_weights(weights, plain[False][0]) and losses[3:] == plain[False][1][3:]
+
+
+def test_a_checkpoint_of_another_training_is_ignored(plain, tmp_path):
+    ck = tmp_path / "ck.pt"
+    train(tmp_path, "other", checkpoint=ck, stop_in_epoch=2, identity="another version")
+    weights, losses = train(tmp_path, "fresh", checkpoint=ck, identity="v1")
+    assert same_weights(weights, plain[False][0]) and losses == plain[False][1]
