@@ -6,14 +6,20 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 import torch
-from conftest import dry_run_jobs, run_snakemake
+import yaml
+from conftest import ROOT, dry_run_jobs, run_snakemake
 
 from omnitrain import sizemodel
 from omnitrain.demo import write_demo
@@ -239,3 +245,58 @@ def test_pretrained_model_with_wrong_nclasses_is_refused_before_training(trained
     assert "nclasses = 2 in the model but nclasses: 3 in the config" in run.stderr
     assert files("models") == models, "nothing half-written"
     assert all("epoch 1/" not in p.read_text() for p in files("logs/train") - logs)
+
+
+def kill_training(work, cfg, epochs_done: int, sig: int):
+    """Run the workflow up to `train`; once `epochs_done` epochs are logged, send `sig` to the training job.
+
+    Returns the snakemake exit code, the train log and the model's version folder.
+    """
+    (work / "run.yaml").write_text(yaml.safe_dump(cfg))
+    cmd = [sys.executable, "-m", "snakemake", "train", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    proc = subprocess.Popen([*cmd, "--configfile", "run.yaml"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    started, deadline = time.time(), time.time() + 600
+    logs = work / "results/logs/train"
+    marker = f"epoch {epochs_done}/{cfg['n_epochs']} "
+    while time.time() < deadline and proc.poll() is None:
+        fresh = [p for p in logs.glob("*.log") if p.stat().st_mtime >= started]
+        if fresh and marker in fresh[0].read_text():
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, f"training ended before it could be killed:\n{proc.stdout.read()[-3000:]}"
+    pids = subprocess.run(
+        ["pgrep", "-f", f"{work}/.snakemake/scripts/.*train.py"], capture_output=True, text=True
+    )
+    for pid in pids.stdout.split():
+        os.kill(int(pid), sig)
+    out = proc.communicate(timeout=300)[0]
+    return proc.returncode, out, fresh[0], work / "results/models" / fresh[0].stem
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killed_training_resumes_from_its_checkpoint(trained, sig):
+    n_epochs, save_every, done = 8 + (sig == signal.SIGKILL), 2, 4
+    cfg = {**CONFIG, "n_epochs": n_epochs, "save_every": save_every}
+    code, out, log, model_dir = kill_training(trained, cfg, done, sig)
+    assert code != 0, out[-3000:]
+    checkpoint = torch.load(model_dir / "checkpoint.pt", weights_only=False)
+    saved = checkpoint["epoch"] + 1  # epochs kept
+    if sig == signal.SIGTERM:
+        assert saved >= done and "stop requested" in log.read_text()  # every finished epoch kept
+    assert done - saved <= save_every, "at most save_every epochs lost"
+    run = run_snakemake(trained, cfg, targets=["train"])
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert f"resuming from the checkpoint of epoch {saved}" in log.read_text()
+    card = json.loads((model_dir / "model_card.json").read_text())
+    assert card["resumed_at_epoch"] == saved and card["epochs"] == n_epochs
+    losses = pd.read_csv(model_dir / "losses.tsv", sep="\t")
+    assert list(losses["epoch"]) == list(range(n_epochs)) and np.isfinite(losses["loss"]).all()
+    assert list(losses["loss"].iloc[:saved].round(5)) == [round(x, 5) for x in checkpoint["losses"]]
+    assert not (model_dir / "checkpoint.pt").exists(), "removed once training is complete"
+    # Same format as an uninterrupted model: Omnipose's state_dict, same keys and shapes; Omnipose loads it.
+    reference = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
+    resumed = torch.load(model_dir / "models" / NAME, map_location="cpu", weights_only=True)
+    assert {k: v.shape for k, v in resumed.items()} == {k: v.shape for k, v in reference.items()}
+    models.CellposeModel(gpu=False, pretrained_model=str(model_dir / "models" / NAME), nchan=1, nclasses=2,
+                         dim=2, omni=True, diam_mean=card["diam_mean"])  # fmt: skip
