@@ -3,6 +3,9 @@
 Writes N synthetic 32 px pairs (default 10,000) into a folder (kept between runs with --data), then
 times `snakemake -n` twice: once with the hash cache removed (every input file is read and hashed)
 and once with it warm (only path, size and mtime are looked at). Goal: < 15 s warm on 2 cores.
+For scale it also times Snakemake alone on a bare Snakefile with the same jobs (one per pair, with
+the same kind of input function, directory output, log, conda env, params and script): the floor
+that one job per image cannot go below.
 
     python tests/benchmarks/bench_dryrun.py [--pairs 10000] [--data /tmp/dryrun_data]
 """
@@ -41,10 +44,38 @@ def make_pairs(folder: Path, n: int) -> None:
         tifffile.imwrite(folder / f"img{i:05d}_masks.tif", lab)
 
 
-def dry_run(workdir: Path, configfile: Path) -> tuple[float, int]:
+BARE = """
+import glob
+IMAGES = sorted(p for p in glob.glob("{data}/*.tif") if not p.endswith("_masks.tif"))
+FILES = {{p.rsplit("/", 1)[1][:-4]: {{"image": p, "label": p[:-4] + "_masks.tif"}} for p in IMAGES}}
+
+rule all:
+    input: expand("out/{{sid}}/0123456789ab", sid=FILES)
+
+rule prepare:
+    input: unpack(lambda w: FILES[w.sid])
+    output: directory("out/{{sid}}/{{pv}}")
+    log: "logs/{{sid}}/{{pv}}.log"
+    conda: "env.yaml"
+    params: source=lambda w: {{"name": w.sid}}
+    script: "step.py"
+"""
+
+
+def bare_snakefile(folder: Path, data: Path) -> Path:
+    folder.mkdir()
+    (folder / "Snakefile").write_text(BARE.format(data=data))
+    (folder / "step.py").write_text("pass\n")
+    (folder / "env.yaml").write_text("channels: []\ndependencies: []\n")
+    return folder / "Snakefile"
+
+
+def dry_run(
+    workdir: Path, configfile: Path | None, snakefile: Path = ROOT / "Snakefile"
+) -> tuple[float, int]:
     snakemake = Path(sys.executable).with_name("snakemake")
-    cmd = [str(snakemake), "-n", "--quiet", "rules", "--cores", "2", "-s", str(ROOT / "Snakefile")]
-    cmd += ["--directory", str(workdir), "--configfile", str(configfile)]
+    cmd = [str(snakemake), "-n", "--quiet", "rules", "--cores", "2", "-s", str(snakefile)]
+    cmd += ["--directory", str(workdir)] + (["--configfile", str(configfile)] if configfile else [])
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t
@@ -73,8 +104,12 @@ def main() -> None:
         shutil.rmtree(cache.parent, ignore_errors=True)
         cold, jobs = dry_run(workdir, configfile)
         warm, jobs_warm = dry_run(workdir, configfile)
+        bare = bare_snakefile(Path(tmp) / "bare", data)
+        floor, floor_jobs = dry_run(bare.parent, None, bare)
         print(f"snakemake -n, cold hash cache: {cold:6.1f} s ({jobs} jobs)")
         print(f"snakemake -n, warm hash cache: {warm:6.1f} s ({jobs_warm} jobs)")
+        print(f"bare Snakefile, same jobs:     {floor:6.1f} s ({floor_jobs} jobs): Snakemake's own floor")
+        print(f"warm / bare Snakemake: {warm / floor:.2f}")
         print(f"warm / goal ({GOAL_S:.0f} s): {warm / GOAL_S:.2f} ({'met' if warm < GOAL_S else 'NOT met'})")
 
 
