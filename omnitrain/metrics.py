@@ -55,55 +55,131 @@ def sequential(labels: np.ndarray) -> np.ndarray:
     return relabel_sequential(lab.astype(np.int64, copy=False))[0]
 
 
-@njit(cache=True)
-def _table(t: np.ndarray, p: np.ndarray, nt: int, np_: int) -> np.ndarray:
-    """Counts of every (true, pred) label pair. Labels come in runs along rows, so a run is counted
-    in a register and written once (far fewer scattered writes than one per pixel)."""
-    table = np.zeros((nt + 1, np_ + 1), np.int64)
-    if t.size == 0:
-        return table
-    a, b, run = t[0], p[0], 0
-    for i in range(t.size):
-        x, y = t[i], p[i]
-        if x == a and y == b:
+def _make_runs(per: int, rep: int):
+    """A compiled pass finding the runs of equal (true, pred) label pairs, for labels of 64/per bits.
+
+    The pass reads the pixels as 64-bit words of ``per`` pixels: a word equal to the current pair
+    repeated (``rep``: 0x0001000100010001 for 16-bit labels) extends the run by ``per`` pixels at once,
+    which covers most of an image (background, and rows through one object). ``per`` and ``rep`` are
+    compile-time constants (closure variables), so the per-pixel loop of a word is unrolled.
+    """
+    rep = np.uint64(rep)
+
+    @njit(cache=True)
+    def runs(t, p, tw, pw):
+        # At most one run per pixel: np.empty reserves the memory, only the pages used are touched.
+        n = t.size
+        ra, rb, rc = np.empty(n + 1, np.int64), np.empty(n + 1, np.int64), np.empty(n + 1, np.int64)
+        if n == 0:
+            return ra[:0], rb[:0], rc[:0], 0, 0
+        k, top_a, top_b = 0, 0, 0
+        a, b, run = np.int64(t[0]), np.int64(p[0]), 0
+        wa, wb = np.uint64(a) * rep, np.uint64(b) * rep
+        for w in range(tw.size):
+            if tw[w] == wa and pw[w] == wb:
+                run += per
+                continue
+            for i in range(w * per, w * per + per):
+                x, y = np.int64(t[i]), np.int64(p[i])
+                if x != a or y != b:
+                    ra[k], rb[k], rc[k] = a, b, run
+                    k += 1
+                    top_a, top_b = max(top_a, a), max(top_b, b)
+                    a, b, run = x, y, 0
+                run += 1
+            wa, wb = np.uint64(a) * rep, np.uint64(b) * rep
+        for i in range(tw.size * per, n):  # the pixels after the last whole word
+            x, y = np.int64(t[i]), np.int64(p[i])
+            if x != a or y != b:
+                ra[k], rb[k], rc[k] = a, b, run
+                k += 1
+                top_a, top_b = max(top_a, a), max(top_b, b)
+                a, b, run = x, y, 0
             run += 1
-        else:
-            table[a, b] += run
-            a, b, run = x, y, 1
-    table[a, b] += run
+        ra[k], rb[k], rc[k] = a, b, run
+        return ra[: k + 1], rb[: k + 1], rc[: k + 1], max(top_a, a), max(top_b, b)
+
+    return runs
+
+
+# One pass per label width (bytes per pixel): 16-bit labels, 4 pixels per word; 32-bit, 2; 64-bit, 1.
+_RUNS = {2: _make_runs(4, 0x0001000100010001), 4: _make_runs(2, 0x0000000100000001), 8: _make_runs(1, 1)}
+
+
+@njit(cache=True)
+def _table(ra, rb, rc, nt: int, np_: int) -> np.ndarray:
+    """Counts of every (true, pred) label pair, from the runs."""
+    table = np.zeros((nt + 1, np_ + 1), np.int64)
+    for i in range(ra.size):
+        table[ra[i], rb[i]] += rc[i]
     return table
+
+
+@njit(cache=True)
+def _sparse(table: np.ndarray):
+    """The table's touching pairs with labels renumbered 1..N (empty rows and columns dropped):
+    n_true, n_pred, t, p, overlap, area_true, area_pred (the fields of Overlaps)."""
+    area_t, area_p = table.sum(axis=1), table.sum(axis=0)
+    new_t, new_p = np.zeros(area_t.size, np.int64), np.zeros(area_p.size, np.int64)
+    nt = np_ = pairs = 0
+    for i in range(1, area_t.size):
+        if area_t[i]:
+            nt += 1
+            new_t[i] = nt
+            pairs += np.count_nonzero(table[i, 1:])
+    for j in range(1, area_p.size):
+        if area_p[j]:
+            np_ += 1
+            new_p[j] = np_
+    t, p, overlap = np.empty(pairs, np.int64), np.empty(pairs, np.int64), np.empty(pairs, np.int64)
+    at, ap = np.zeros(nt + 1, np.int64), np.zeros(np_ + 1, np.int64)
+    at[0], ap[0] = area_t[0], area_p[0]
+    k = 0
+    for i in range(1, area_t.size):
+        if not area_t[i]:
+            continue
+        at[new_t[i]] = area_t[i]
+        for j in range(1, area_p.size):
+            if table[i, j]:
+                t[k], p[k], overlap[k] = new_t[i], new_p[j], table[i, j]
+                k += 1
+    for j in range(1, area_p.size):
+        if area_p[j]:
+            ap[new_p[j]] = area_p[j]
+    return nt, np_, t, p, overlap, at, ap
+
+
+def _pair_runs(t: np.ndarray, p: np.ndarray):
+    """Runs of two flat label arrays of one unsigned dtype (8-bit labels are widened to 16)."""
+    if t.itemsize == 1:
+        t, p = t.astype(np.uint16), p.astype(np.uint16)
+    per = 8 // t.itemsize
+    whole = t.size // per * per
+    return _RUNS[t.itemsize](t, p, t[:whole].view(np.uint64), p[:whole].view(np.uint64))
 
 
 def overlaps(true: np.ndarray, pred: np.ndarray) -> Overlaps:
     """Pixel overlaps of every touching (true, pred) pair; labels are renumbered 1..N on the way.
 
-    One compiled pass over the pixels (numba, which Omnipose's own metric uses too) fills the table
-    of raw label pairs; empty rows and columns are then dropped, which renumbers both images 1..N.
-    numpy's bincount or unique on pair keys is several times slower on 512 x 512 images.
+    One compiled pass over the pixels (numba, which Omnipose's own metric uses too) finds the runs of
+    equal label pairs along rows, comparing 64-bit words of several pixels at once, and the largest
+    labels; the table of pairs is filled from the runs, and its empty rows and columns are dropped
+    (compiled too: a dozen small numpy calls cost as much as the pass over the pixels), which
+    renumbers both images 1..N. numpy's bincount or unique on pair keys is several times slower
+    on 512 x 512 images. (Written here because no library counts label-pair overlaps this way; skimage's
+    contingency tables go through scipy.sparse and are slower than Omnipose's own loop.)
     """
     t, p = np.asarray(true), np.asarray(pred)
-    if t.dtype.kind not in "iu" or p.dtype.kind not in "iu":
+    if t.dtype.kind != "u" or p.dtype.kind != "u":  # floats, or signed ints that might be negative
         t, p = sequential(t), sequential(p)
-    t = np.ascontiguousarray(t).ravel()
-    p = np.ascontiguousarray(p).ravel()
-    top_t, top_p = int(t.max(initial=0)), int(p.max(initial=0))
+    common = np.dtype(f"u{max(t.itemsize, p.itemsize)}")
+    t = np.ascontiguousarray(t, dtype=common).ravel()
+    p = np.ascontiguousarray(p, dtype=common).ravel()
+    ra, rb, rc, top_t, top_p = _pair_runs(t, p)
     if (top_t + 1) * (top_p + 1) > 16_000_000:  # huge or sparse ids: renumber first
-        t, p = sequential(t), sequential(p)
-        top_t, top_p = int(t.max(initial=0)), int(p.max(initial=0))
-    table = _table(t, p, top_t, top_p)
-    rows = np.concatenate(([0], np.flatnonzero(table[1:].any(axis=1)) + 1))
-    cols = np.concatenate(([0], np.flatnonzero(table[:, 1:].any(axis=0)) + 1))
-    table = table[np.ix_(rows, cols)]
-    tt, pp = np.nonzero(table[1:, 1:])
-    return Overlaps(
-        len(rows) - 1,
-        len(cols) - 1,
-        tt + 1,
-        pp + 1,
-        table[tt + 1, pp + 1],
-        table.sum(axis=1),
-        table.sum(axis=0),
-    )
+        t, p = sequential(t).astype(np.uint64), sequential(p).astype(np.uint64)
+        ra, rb, rc, top_t, top_p = _pair_runs(t, p)
+    return Overlaps(*_sparse(_table(ra, rb, rc, top_t, top_p)))
 
 
 def true_positives(ov: Overlaps, threshold: float, iou: np.ndarray | None = None) -> int:
@@ -113,8 +189,8 @@ def true_positives(ov: Overlaps, threshold: float, iou: np.ndarray | None = None
     if threshold > 0.5:
         return int(hit.sum())  # IoU > 0.5 has no rival: the pairs over the threshold are the matches
     t, p = ov.t[hit], ov.p[hit]
-    if len(np.unique(t)) == len(t) and len(np.unique(p)) == len(p):
-        return int(len(t))
+    if not len(t) or (np.bincount(t).max() == 1 and np.bincount(p).max() == 1):
+        return int(len(t))  # no object in two pairs: no rivals
     graph = csr_matrix((np.ones(len(t)), (t - 1, p - 1)), shape=(ov.n_true, ov.n_pred))
     return int((maximum_bipartite_matching(graph, perm_type="column") >= 0).sum())
 
@@ -140,9 +216,11 @@ def match(
     """tp, fp, fn, ap, precision, recall and f1 at each threshold, for one image."""
     ov = ov or overlaps(true, pred)
     iou = ov.iou
+    # Above 0.5 the matches are the pairs over the threshold: count them for every threshold at once.
+    over = len(iou) - np.searchsorted(np.sort(iou), thresholds, side="left")
     rows = []
-    for th in thresholds:
-        tp = true_positives(ov, th, iou) if ov.n_pred and ov.n_true else 0
+    for th, n_over in zip(thresholds, over, strict=True):
+        tp = int(n_over) if th > 0.5 else true_positives(ov, th, iou)
         fp, fn = ov.n_pred - tp, ov.n_true - tp
         rows.append({"iou_threshold": th, "tp": tp, "fp": fp, "fn": fn, **scores_of(tp, fp, fn)})
     return rows

@@ -133,3 +133,22 @@ def test_summary_pools_counts_and_overlay_colours():
     rgb = overlay(lab.astype(np.float32), lab, pred)
     assert rgb.shape == (*lab.shape, 3) and rgb.max() <= 1.0
     assert (rgb == np.array([1.0, 0.15, 0.1])).all(axis=-1).any(), "false positives drawn in red"
+
+
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (1, 7), (3, 1)])
+def test_overlaps_are_the_same_for_every_label_dtype_and_odd_sizes(shape):
+    """The pixel pass reads 64-bit words of 1, 2 or 4 labels and finishes odd sizes pixel by pixel."""
+    rng = np.random.default_rng(sum(shape))
+    true = rng.integers(0, 6, shape) * (rng.random(shape) < 0.7)
+    pred = np.roll(true, 1, axis=-1) * (rng.random(shape) < 0.9)
+    expected = metrics.match(true.astype(np.int64), pred.astype(np.int64))
+    for dtype in (np.uint8, np.uint16, np.uint32, np.uint64, np.int32, np.float32):
+        got = metrics.match(true.astype(dtype), pred.astype(dtype))
+        assert got == expected, dtype
+    ov = metrics.overlaps(true.astype(np.uint16), pred.astype(np.uint16))
+    dense = np.zeros((ov.n_true + 1, ov.n_pred + 1), np.int64)
+    t, p = metrics.sequential(true), metrics.sequential(pred)
+    np.add.at(dense, (t.ravel(), p.ravel()), 1)  # the plain definition: one count per pixel
+    assert np.array_equal(dense[ov.t, ov.p], ov.overlap)
+    assert np.array_equal(dense.sum(axis=1), ov.area_true) and np.array_equal(dense.sum(axis=0), ov.area_pred)
+    assert np.count_nonzero(dense[1:, 1:]) == len(ov.t)
