@@ -213,8 +213,10 @@ def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     # SGD's learning rate is 0 in epoch 0: one epoch leaves the loaded weights exactly as they were
     # (only batch-norm running statistics move); from random weights nothing would match.
     cfg = {**CONFIG, "pretrained_model": str(pretrained), "n_epochs": 1, "RAdam": False, "train_size": False}
+    cfg["tyx"] = [128, 128]  # also checked by the validations (images smaller than tyx): they rerun
     # Training flags changed: the preprocessed data and the held-out set are reused, the model is new.
-    jobs = {"train": 1, "predict_heldout": 1, "evaluate": 1, "register": 1, "registry": 1, "all": 1}
+    jobs = {"validate_inputs": 1, "validate_training_set": 1, "train": 1, "predict_heldout": 1, "evaluate": 1}
+    jobs.update(register=1, registry=1, all=1)
     assert dry_run_jobs(trained, cfg) == jobs, "preprocessing is reused"
     run = run_snakemake(trained, cfg)
     assert run.returncode == 0, run.stderr[-4000:]
@@ -222,7 +224,7 @@ def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     assert new["versions"]["trainset"] == first["versions"]["trainset"]
     assert new["versions"]["model"] != first["versions"]["model"] and new["parent"] == first["version"]
     changed = set(json.loads((latest(trained) / "changes.json").read_text())["parameters"])
-    assert {"training.n_epochs", "training.RAdam", "training.pretrained_model", "train_size"} <= changed
+    assert {"training.n_epochs", "training.RAdam", "training.pretrained_model", "training.tyx"} <= changed
     before = torch.load(pretrained, map_location="cpu", weights_only=True)
     after = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
     weights = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]

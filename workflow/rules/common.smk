@@ -141,6 +141,8 @@ def _source_files(src):
 
 # {sid: {"image"|"label"|"links": {"path", "name" (relative to its folder), "sha256"} | None}}
 SOURCE_FILES = {sid: _source_files(src) for sid, src in SOURCES.items()}
+PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
+PRETRAINED_FILES = [[p, HASHES.sha256(p)] for p in PRETRAINED if Path(p).is_file()]
 HASHES.save()
 PV = {
     sid: version_id(
@@ -154,7 +156,6 @@ PV = {
     )
     for sid, src in SOURCES.items()
 }
-PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
 V = {
     "validation": version_id(
         "validate_inputs", code_digest("validate_inputs.py"), ENVS, validation_settings(), INPUT_FILES
@@ -162,21 +163,31 @@ V = {
     "split": version_id("split", code_digest("split.py"), split_settings()),
     "trainset": version_id(
         "trainset",
-        code_digest("pack.py", "preview.py", "validate_training_set.py"),
+        code_digest("pack.py", "preview.py"),
         ENVS,
         {s: PV[s] for s in TRAIN},
         image_settings("train"),
-        validation_settings(),
     ),
     "heldout": version_id("heldout", code_digest("heldout_set.py"), {s: PV[s] for s in TEST}),
 }
+# The check of the produced training set has its own version: the validation thresholds and tyx (a
+# training flag) change the check, not the packed images.
+V["check"] = version_id(
+    "trainset_check",
+    code_digest("validate_training_set.py"),
+    ENVS["omnipose"],
+    V["trainset"],
+    validation_settings(),
+    config["tiling"]["keep_empty"],
+)
 V["model"] = version_id(
     "model",
     code_digest("train.py"),
     ENVS["omnipose"],
     V["trainset"],
+    V["check"],  # train reads the check's table: a new check is a new model version
     training_settings(),
-    [[p, HASHES.sha256(p)] for p in PRETRAINED if Path(p).is_file()],
+    PRETRAINED_FILES,
 )
 V["size_model"] = (
     version_id(
@@ -204,6 +215,7 @@ VERSION = version_id("version", code_digest("register.py"), V)
 VALIDATION_DIR = f"{RESULTS}/validation/{V['validation']}"
 SPLIT = f"{RESULTS}/splits/{V['split']}.tsv"
 TRAINSET_DIR = f"{RESULTS}/trainsets/{V['trainset']}"
+CHECK_DIR = f"{TRAINSET_DIR}/checks/{V['check']}"
 HELDOUT = f"{RESULTS}/heldout/{V['heldout']}"
 # The model: Omnipose's file name (<net_type>_<folder>) without the start-time suffix, so that
 # Snakemake knows it; Omnipose writes it (and its checkpoints) below <MODEL_DIR>/models/.

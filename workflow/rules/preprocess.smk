@@ -77,14 +77,14 @@ rule validate_training_set:
     input:
         trainset=rules.pack.output.trainset,
     output:
-        table=f"{TRAINSET_DIR}/validation.tsv",
+        table=f"{CHECK_DIR}/validation.tsv",
         summary=report(
-            f"{TRAINSET_DIR}/validation_summary.txt",
+            f"{CHECK_DIR}/validation_summary.txt",
             caption="../report/validate_training_set.rst",
             category="Validation",
         ),
     log:
-        f"{LOGS}/validate_training_set/{V['trainset']}.log",
+        f"{LOGS}/validate_training_set/{V['check']}.log",
     conda:
         "../../envs/omnipose.yaml"
     params:
