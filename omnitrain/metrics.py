@@ -216,12 +216,13 @@ def match(
     """tp, fp, fn, ap, precision, recall and f1 at each threshold, for one image."""
     ov = ov or overlaps(true, pred)
     iou = ov.iou
+    n_true, n_pred = int(ov.n_true), int(ov.n_pred)
     # Above 0.5 the matches are the pairs over the threshold: count them for every threshold at once.
-    over = len(iou) - np.searchsorted(np.sort(iou), thresholds, side="left")
+    over = (len(iou) - np.searchsorted(np.sort(iou), thresholds, side="left")).tolist()
     rows = []
     for th, n_over in zip(thresholds, over, strict=True):
-        tp = int(n_over) if th > 0.5 else true_positives(ov, th, iou)
-        fp, fn = ov.n_pred - tp, ov.n_true - tp
+        tp = n_over if th > 0.5 else true_positives(ov, th, iou)
+        fp, fn = n_pred - tp, n_true - tp
         rows.append({"iou_threshold": th, "tp": tp, "fp": fp, "fn": fn, **scores_of(tp, fp, fn)})
     return rows
 
