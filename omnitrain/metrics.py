@@ -170,6 +170,11 @@ def overlaps(true: np.ndarray, pred: np.ndarray) -> Overlaps:
     contingency tables go through scipy.sparse and are slower than Omnipose's own loop.)
     """
     t, p = np.asarray(true), np.asarray(pred)
+    if t.shape != p.shape:
+        raise ValueError(f"label images differ in shape: {t.shape} and {p.shape}")
+    wide = np.dtype(np.uint64) in (t.dtype, p.dtype)  # the pass reads labels as signed 64-bit
+    if wide and max(int(t.max(initial=0)), int(p.max(initial=0))) >= 2**62:
+        raise ValueError("labels of 2**62 and above are not supported: renumber them (1..N)")
     if t.dtype.kind != "u" or p.dtype.kind != "u":  # floats, or signed ints that might be negative
         t, p = sequential(t), sequential(p)
     common = np.dtype(f"u{max(t.itemsize, p.itemsize)}")

@@ -76,9 +76,10 @@ class ResumableTraining:
         self._sum, self._batches = 0.0, 0
         self._snapshot: tuple[int, dict] | None = None  # (epoch, state) of the last completed epoch
         self._written = -1
-        net = model.net.module if hasattr(model.net, "module") else model.net
-        self._save_weights = net.save_model
-        net.save_model = self._save_model
+        # The bare network: on a GPU Omnipose wraps it in DataParallel, whose state keys differ.
+        self.net = model.net.module if hasattr(model.net, "module") else model.net
+        self._save_weights = self.net.save_model
+        self.net.save_model = self._save_model
         self._train_step = model._train_step
         model._train_step = self._step
 
@@ -90,6 +91,10 @@ class ResumableTraining:
     def _step(self, x, lbl, *args, **kwargs):
         epoch = self.model.epoch
         if epoch < self.start:  # already done before the kill: keep Omnipose's log line truthful
+            if self.stop_requested:  # nothing trained yet in this run: the checkpoint stands
+                raise Interrupted(
+                    f"training stopped while replaying epoch {epoch + 1}; checkpoint {self.path}"
+                )
             return self.saved["losses"][epoch]
         if epoch != self._epoch:  # the first batch of an epoch: the previous epoch is complete
             if self._epoch is not None or epoch > 0:
@@ -107,6 +112,11 @@ class ResumableTraining:
     def _save_model(self, filename):
         epoch = self.model.epoch
         if epoch < self.start:  # a replayed epoch: the checkpoint's weights are newer
+            if (
+                epoch == self.model.n_epochs - 1
+            ):  # the checkpoint holds the last epoch: its weights are the model
+                self._restore()
+                self._save_weights(filename)
             return
         self._save_weights(filename)
         if epoch != self._written:
@@ -122,7 +132,7 @@ class ResumableTraining:
 
     def _state(self) -> dict:
         state = {
-            "net": _cpu(self.model.net.state_dict()),
+            "net": _cpu(self.net.state_dict()),
             "optimizer": _cpu(self.model.optimizer.state_dict()),
             "torch_rng": torch.get_rng_state(),
         }
@@ -132,7 +142,7 @@ class ResumableTraining:
 
     def _restore(self) -> None:
         ck = self.saved
-        self.model.net.load_state_dict(ck["net"])
+        self.net.load_state_dict(ck["net"])
         # Omnipose has already set this epoch's learning rate; the optimiser's saved one is older.
         rates = [g["lr"] for g in self.model.optimizer.param_groups]
         self.model.optimizer.load_state_dict(ck["optimizer"])

@@ -33,5 +33,11 @@ def build_sources(inputs: Discovery, test_inputs: Discovery | None, config: dict
     sources = {source_id(n): {"pair": p, "name": n, "role": roles[n]} for n, p in names.items()}
     for pair in test_inputs.pairs if test_inputs is not None else []:
         name = source_name(pair, test_inputs.root)
-        sources[f"test__{source_id(name)}"] = {"pair": pair, "name": name, "role": "test"}
+        sid = f"test__{source_id(name)}"
+        if sid in sources:  # e.g. dir/test/x (look_one_level_down) and test_dir/x
+            raise ValueError(
+                f"{pair.image} and {sources[sid]['pair'].image} get the same id {sid!r}: rename the"
+                " subfolder 'test' of the training folder, or the image"
+            )
+        sources[sid] = {"pair": pair, "name": name, "role": "test"}
     return sources

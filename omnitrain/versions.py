@@ -39,7 +39,10 @@ def _sha256(path: Path) -> str:
 
 
 class HashCache:
-    """sha256 of files, remembered by (absolute path, size, mtime in ns) in a TSV file.
+    """sha256 of files, remembered by (absolute path, size, mtime, ctime, inode) in a TSV file.
+
+    The ctime (set by the kernel on every write or metadata change, never by tools that copy
+    timestamps, like ``cp -p`` or ``rsync -t``) and the inode catch edits that keep size and mtime.
 
     A dry run on a big dataset then stats every file but reads none that did not change. The file is
     rewritten atomically (temporary file + rename) only when something new was hashed, so parallel
@@ -48,25 +51,26 @@ class HashCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.entries: dict[str, tuple[int, int, str]] = {}
+        self.entries: dict[str, tuple[tuple[int, ...], str]] = {}
         self.changed = False
         self.hashed = 0
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
                 parts = line.split("\t")
-                if len(parts) == 4 and parts[1].isdigit() and parts[2].isdigit():
-                    self.entries[parts[0]] = (int(parts[1]), int(parts[2]), parts[3])
+                if len(parts) == 6 and all(x.isdigit() for x in parts[1:5]):
+                    self.entries[parts[0]] = (tuple(map(int, parts[1:5])), parts[5])
 
     def sha256(self, path: str | Path) -> str:
         key = os.path.abspath(path)
         st = os.stat(key)
+        stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
         known = self.entries.get(key)
-        if known is not None and known[0] == st.st_size and known[1] == st.st_mtime_ns:
-            return known[2]
+        if known is not None and known[0] == stamp:
+            return known[1]
         digest = _sha256(Path(key))
         self.hashed += 1
         if time.time() - st.st_mtime > RACY_SECONDS:
-            self.entries[key] = (st.st_size, st.st_mtime_ns, digest)
+            self.entries[key] = (stamp, digest)
             self.changed = True
         return digest
 
@@ -75,7 +79,7 @@ class HashCache:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        lines = (f"{k}\t{s}\t{m}\t{d}\n" for k, (s, m, d) in sorted(self.entries.items()))
+        lines = (f"{k}\t{chr(9).join(map(str, st))}\t{d}\n" for k, (st, d) in sorted(self.entries.items()))
         tmp.write_text("".join(lines))
         os.replace(tmp, self.path)
         self.changed = False

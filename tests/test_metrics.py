@@ -152,3 +152,11 @@ def test_overlaps_are_the_same_for_every_label_dtype_and_odd_sizes(shape):
     assert np.array_equal(dense[ov.t, ov.p], ov.overlap)
     assert np.array_equal(dense.sum(axis=1), ov.area_true) and np.array_equal(dense.sum(axis=0), ov.area_pred)
     assert np.count_nonzero(dense[1:, 1:]) == len(ov.t)
+
+
+def test_overlaps_refuse_what_they_cannot_count():
+    a = np.zeros((4, 4), np.uint16)
+    with pytest.raises(ValueError, match="differ in shape"):
+        metrics.overlaps(a, np.zeros((4, 5), np.uint16))
+    with pytest.raises(ValueError, match="renumber"):
+        metrics.overlaps(a.astype(np.uint64), np.full((4, 4), 2**63, np.uint64))

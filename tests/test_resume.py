@@ -26,10 +26,20 @@ def training_data():
     return images, labels
 
 
-def train(tmp_path, name, checkpoint=None, stop_in_epoch=None, crash_in_epoch=None, sgd=False, identity="v1"):
+def train(
+    tmp_path,
+    name,
+    checkpoint=None,
+    stop_in_epoch=None,
+    crash_in_epoch=None,
+    sgd=False,
+    identity="v1",
+    n_epochs=N_EPOCHS,
+    save_every=2,
+):
     """Omnipose's train() on two demo crops; returns (weights or None if stopped, per-epoch losses)."""
     torch.set_num_threads(1)
-    cfg = config(n_epochs=N_EPOCHS, save_every=2, RAdam=not sgd)
+    cfg = config(n_epochs=n_epochs, save_every=save_every, RAdam=not sgd)
     seed_everything(0)
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
     log = logging.getLogger(f"test.resume.{name}")
@@ -45,7 +55,7 @@ def train(tmp_path, name, checkpoint=None, stop_in_epoch=None, crash_in_epoch=No
             return step(*args, **kwargs)
 
         model._train_step = trigger
-    recorder = EpochRecorder(model, N_EPOCHS, tmp_path / f"{name}.tsv", log)
+    recorder = EpochRecorder(model, n_epochs, tmp_path / f"{name}.tsv", log)
     core = logging.getLogger("cellpose_omni.core")
     core.addHandler(recorder)
     images, labels = training_data()
@@ -106,3 +116,31 @@ def test_a_checkpoint_of_another_training_is_ignored(plain, tmp_path):
     train(tmp_path, "other", checkpoint=ck, stop_in_epoch=2, identity="another version")
     weights, losses = train(tmp_path, "fresh", checkpoint=ck, identity="v1")
     assert same_weights(weights, plain[False][0]) and losses == plain[False][1]
+
+
+def test_stop_between_checkpoints_saves_the_last_finished_epoch(tmp_path):
+    """12 epochs, save_every 100: Omnipose saves epoch 0 and the last 10 only, so the stop in epoch 2
+    must write epoch 1's state itself (kept in memory since epoch 2 began)."""
+    kwargs = {"n_epochs": 12, "save_every": 100}
+    ref_weights, ref_losses = train(tmp_path, "reference", **kwargs)
+    ck = tmp_path / "ck.pt"
+    weights, _ = train(tmp_path, "stopped", checkpoint=ck, stop_in_epoch=2, **kwargs)
+    assert weights is None and torch.load(ck, weights_only=False)["epoch"] == 1
+    weights, losses = train(tmp_path, "resumed", checkpoint=ck, **kwargs)
+    assert losses[2:] == ref_losses[2:] and same_weights(weights, ref_weights)
+
+
+def test_checkpoint_of_the_last_epoch_still_gives_the_model(plain, tmp_path):
+    """Killed after the last checkpoint but before the job ended: the rerun writes the model from it."""
+    ck = tmp_path / "ck.pt"
+    train(tmp_path, "complete", checkpoint=ck)  # leaves the checkpoint of the last epoch (no finished())
+    weights, losses = train(tmp_path, "again", checkpoint=ck)
+    assert same_weights(weights, plain[False][0]) and losses == pytest.approx(plain[False][1], rel=1e-6)
+
+
+def test_stop_while_replaying_keeps_the_checkpoint(tmp_path):
+    ck = tmp_path / "ck.pt"
+    train(tmp_path, "first", checkpoint=ck, stop_in_epoch=3)
+    saved = ck.read_bytes()
+    weights, _ = train(tmp_path, "second", checkpoint=ck, stop_in_epoch=1)  # epoch 1 is replayed
+    assert weights is None and ck.read_bytes() == saved

@@ -46,6 +46,18 @@ def test_hash_cache_reads_a_file_once_and_notices_edits(tmp_path, monkeypatch):
     assert warm.sha256(f) == hashlib.sha256(b"two").hexdigest() and len(reads) == 1
 
 
+def test_hash_cache_sees_an_edit_that_keeps_size_and_mtime(tmp_path):
+    f = tmp_path / "a_masks.tif"
+    old_file(f, b"one")
+    cache = HashCache(tmp_path / "hashes.tsv")
+    cache.sha256(f)
+    stamp = f.stat()
+    f.write_bytes(b"two")  # same size
+    os.utime(f, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))  # mtime put back, as cp -p or rsync -t do
+    assert f.stat().st_mtime_ns == stamp.st_mtime_ns
+    assert cache.sha256(f) == hashlib.sha256(b"two").hexdigest()
+
+
 def test_hash_cache_does_not_remember_files_changed_just_now(tmp_path):
     f = tmp_path / "fresh.tif"
     f.write_bytes(b"x")  # mtime now: it may change again within the same mtime tick
@@ -58,7 +70,7 @@ def test_hash_cache_does_not_remember_files_changed_just_now(tmp_path):
 def test_hash_cache_ignores_a_damaged_cache_file(tmp_path):
     f = tmp_path / "a.tif"
     old_file(f, b"abc")
-    (tmp_path / "hashes.tsv").write_text(f"{f}\tnot-a-size\t1\tdead\ngarbage\n")
+    (tmp_path / "hashes.tsv").write_text(f"{f}\tnot-a-size\t1\t2\t3\tdead\n{f}\t3\t1\tdead\ngarbage\n")
     assert HashCache(tmp_path / "hashes.tsv").sha256(f) == hashlib.sha256(b"abc").hexdigest()
 
 

@@ -36,7 +36,10 @@ TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
 
 
 # Sources by id (the {sid} wildcard): {"pair": Pair, "name": str, "role": "train" | "test"}.
-SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
+try:
+    SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
+except ValueError as exc:
+    raise WorkflowError(str(exc)) from None
 TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
 TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
 
@@ -209,8 +212,6 @@ V["evaluation"] = version_id(
     V["heldout"],
     evaluation_settings(),
 )
-# The registered version: the whole chain, validation and split included.
-VERSION = version_id("version", code_digest("register.py"), V)
 
 VALIDATION_DIR = f"{RESULTS}/validation/{V['validation']}"
 SPLIT = f"{RESULTS}/splits/{V['split']}.tsv"
@@ -223,7 +224,6 @@ MODEL_DIR = f"{RESULTS}/models/{V['model']}"
 MODEL = f"{MODEL_DIR}/models/{model_name(config['nchan'], config['nclasses'], config['dim'], 'trainset')}"
 SIZE_DIR = f"{RESULTS}/size_models/{V['size_model']}"
 EVAL = f"{RESULTS}/evaluations/{V['evaluation']}"
-VERSION_DIR = f"{RESULTS}/versions/{VERSION}"
 GPUS = 0 if config["use_gpu"] is False else 1
 
 
@@ -282,13 +282,18 @@ def record_settings():
     }
 
 
+# The registered version: the whole chain, validation and split included.
+VERSION = version_id("version", code_digest("register.py"), V, record_settings())
+VERSION_DIR = f"{RESULTS}/versions/{VERSION}"
+
+
 def register_sources():
     """Every source image of this version: role, folder and its files' names and sha256."""
     return {
         sid: {
             "name": src["name"],
             "role": src["role"],
-            "from_test_dir": sid.startswith("test__") and TEST_INPUTS is not None,
+            "from_test_dir": src["role"] == "test" and TEST_INPUTS is not None,
             "files": SOURCE_FILES[sid],
         }
         for sid, src in SOURCES.items()
@@ -313,6 +318,7 @@ def version_links():
     return {
         "validation": VALIDATION_DIR,
         "trainset": TRAINSET_DIR,
+        "check": CHECK_DIR,
         "heldout": HELDOUT,
         "model": MODEL_DIR,
         "size_model": SIZE_DIR if config["train_size"] else None,
