@@ -8,6 +8,8 @@ import imageio.v3 as iio
 import numpy as np
 import tifffile
 
+from .labels import write_links
+
 
 class ReadError(ValueError):
     """A file could not be read as an array; the message says why."""
@@ -44,3 +46,18 @@ def read_array(path: str | Path) -> np.ndarray:
 def write_tiff(path: str | Path, arr: np.ndarray) -> None:
     """Write an array as a zlib-compressed TIFF; the same array always gives the same bytes."""
     tifffile.imwrite(path, np.ascontiguousarray(arr), compression="zlib")
+
+
+def write_training_pair(
+    folder: str | Path, name: str, image: np.ndarray, labels: np.ndarray, links=None
+) -> list[Path]:
+    """``<name>.tif``, ``<name>_masks.tif`` and, when ``links`` is given, ``<name>_links.txt``, in
+    Omnipose's naming; returns the paths written."""
+    folder = Path(folder)
+    files = [folder / f"{name}.tif", folder / f"{name}_masks.tif"]
+    write_tiff(files[0], image)
+    write_tiff(files[1], labels)
+    if links is not None:
+        files.append(folder / f"{name}_links.txt")
+        write_links(files[2], links)
+    return files

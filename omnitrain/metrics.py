@@ -88,7 +88,9 @@ def _make_runs(per: int, rep: int):
                     a, b, run = x, y, 0
                 run += 1
             wa, wb = np.uint64(a) * rep, np.uint64(b) * rep
-        for i in range(tw.size * per, n):  # the pixels after the last whole word
+        # The pixels after the last whole word: the same body as above, written out again on purpose
+        # (a shared @njit(inline="always") helper measured 2.5x instead of 5x in bench_metrics.py).
+        for i in range(tw.size * per, n):
             x, y = np.int64(t[i]), np.int64(p[i])
             if x != a or y != b:
                 ra[k], rb[k], rc[k] = a, b, run

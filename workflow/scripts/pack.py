@@ -14,8 +14,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 import numpy as np
 import pandas as pd
 
-from omnitrain.imageio import read_array, write_tiff
-from omnitrain.labels import write_links
+from omnitrain.imageio import read_array, write_training_pair
 from omnitrain.manifest import manifest, write_json
 from omnitrain.packing import Crop, assemble_bins
 from omnitrain.runlog import get_logger
@@ -71,10 +70,8 @@ def main(sm) -> None:
         rows = []
         for i, b in enumerate(bins):
             name = f"packed_{i:03d}"
-            write_tiff(out / f"{name}.tif", b.image[0] if b.image.shape[0] == 1 else b.image)
-            write_tiff(out / f"{name}_masks.tif", b.labels)
-            if b.links:
-                write_links(out / f"{name}_links.txt", b.links)
+            image = b.image[0] if b.image.shape[0] == 1 else b.image
+            write_training_pair(out, name, image, b.labels, b.links or None)  # no empty links files
             for r in b.rows:
                 rows.append({"image": name, **r, "label_map": json.dumps(r["label_map"], sort_keys=True)})
         fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]

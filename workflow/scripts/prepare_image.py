@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 from omnitrain.channels import plan_from_config
 from omnitrain.discovery import Pair
-from omnitrain.imageio import read_array, write_tiff
-from omnitrain.labels import read_links, write_links
+from omnitrain.imageio import read_array, write_training_pair
+from omnitrain.labels import read_links
 from omnitrain.manifest import manifest, write_json
 from omnitrain.preprocess import prepare_source, source_crops
 from omnitrain.problems import errors, format_report
@@ -40,10 +40,7 @@ def select(sm, sid, out, log):
     plan, _ = plan_from_config(cfg)
     image, labels = read_array(sm.input.image), read_array(sm.input.label)
     src = prepare_source(sid, image, labels, read_links(links_file), plan, cfg["dim"], cfg["channel_axis"])
-    files = [out / f"{sid}.tif", out / f"{sid}_masks.tif", out / f"{sid}_links.txt"]
-    write_tiff(files[0], image_of(src.image))
-    write_tiff(files[1], src.labels)
-    write_links(files[2], src.links)
+    files = write_training_pair(out, sid, image_of(src.image), src.labels, src.links)
     inputs = [sm.input.image, sm.input.label] + ([links_file] if links_file else [])
     meta = {
         "source": sid,
@@ -76,11 +73,7 @@ def write_tiles(sid, src, tiles, t, out, log):
         keep = not tile.empty or t["keep_empty"]
         name = f"{sid}_t{tile.index:02d}"
         if keep:
-            files = [out / f"{name}.tif", out / f"{name}_masks.tif", out / f"{name}_links.txt"]
-            write_tiff(files[0], image_of(tile.image))
-            write_tiff(files[1], tile.labels)
-            write_links(files[2], tile.links)
-            written += files
+            written += write_training_pair(out, name, image_of(tile.image), tile.labels, tile.links)
         records.append(
             {
                 "name": name,
@@ -110,10 +103,7 @@ def write_crops(sid, crops, p, out, log):
     records, written = [], []
     for crop in crops:
         name = f"{sid}_c{len(records):04d}"
-        files = [out / f"{name}.tif", out / f"{name}_masks.tif"]
-        write_tiff(files[0], crop.image)
-        write_tiff(files[1], crop.labels)
-        written += files
+        written += write_training_pair(out, name, crop.image, crop.labels)
         records.append(
             {
                 "name": name,
