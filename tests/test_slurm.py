@@ -75,7 +75,7 @@ def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
     text = run.stdout + run.stderr
     submitted = dict(re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text))
     assert len(re.findall(r"submitted with SLURM jobid \d+", text)) >= 10
-    assert {"prepare_image", "pack", "train", "predict_heldout", "evaluate", "register"} <= set(submitted)
+    assert {"prepare_images", "pack", "train", "predict_heldout", "evaluate", "register"} <= set(submitted)
     job = subprocess.run(
         ["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True
     ).stdout

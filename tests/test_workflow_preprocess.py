@@ -79,7 +79,7 @@ def test_same_inputs_give_byte_identical_outputs(demo_run, tmp_path):
     assert [k for k in first if first[k] != second[k]] == []
 
 
-def test_editing_one_mask_reruns_only_that_image_and_the_aggregates(demo_run):
+def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
     split = pd.read_csv(one(demo_run, "results/splits/*.tsv"), sep="\t")
     sid = sorted(split[split.role == "train"].source)[0]
     assert dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED) == {}
@@ -90,11 +90,23 @@ def test_editing_one_mask_reruns_only_that_image_and_the_aggregates(demo_run):
     jobs = dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED)
     assert jobs == {
         "validate_inputs": 1,
-        "prepare_image": 1,
+        "prepare_images": 1,  # the batch holding that image
         "pack": 1,
         "preview": 1,
         "validate_training_set": 1,
     }
+    before = {p: p.stat().st_mtime_ns for p in (demo_run / "results/images").rglob("*") if p.is_file()}
+    tables = set((demo_run / "results/image_batches").glob("*.tsv"))
+    run = run_snakemake(demo_run, {"dir": "demo"}, targets=PREPROCESSED)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (table,) = set((demo_run / "results/image_batches").glob("*.tsv")) - tables
+    batch = pd.read_csv(table, sep="\t")
+    assert len(batch) > 1 and sid in set(batch.source)
+    # The batch prepared that one image again, into a new folder; it reused the others' folders.
+    assert list(batch[batch.status == "made"].source) == [sid]
+    new = {p for p in (demo_run / "results/images").rglob("*") if p.is_file() and p not in before}
+    assert {p.relative_to(demo_run / "results/images").parts[0] for p in new} == {sid}
+    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "earlier files untouched"
 
 
 @needs(DSB)

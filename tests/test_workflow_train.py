@@ -164,7 +164,7 @@ def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(traine
     lab = tifffile.imread(mask)
     lab[lab == lab.max()] = 0  # one cell deleted: same size, new content
     tifffile.imwrite(mask, lab)
-    expected = ["validate_inputs", "prepare_image", "pack", "preview", "validate_training_set", "train"]
+    expected = ["validate_inputs", "prepare_images", "pack", "preview", "validate_training_set", "train"]
     expected += ["fit_size_model", "predict_heldout", "evaluate", "register", "registry", "all"]
     assert dry_run_jobs(trained, CONFIG) == dict.fromkeys(expected, 1)
     try:

@@ -6,6 +6,7 @@ from pathlib import Path
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
 
+from omnitrain.batches import batches
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
 from omnitrain.sources import build_sources
@@ -35,7 +36,7 @@ INPUTS = find_pairs(config["dir"])
 TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
 
 
-# Sources by id (the {sid} wildcard): {"pair": Pair, "name": str, "role": "train" | "test"}.
+# Sources by id (names made unique): {"pair": Pair, "name": str, "role": "train" | "test"}.
 try:
     SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
 except ValueError as exc:
@@ -45,8 +46,7 @@ TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
 
 
 wildcard_constraints:
-    sid="[^/]+",
-    pv="[0-9a-f]{12}",
+    batch="[0-9a-f]{12}",
 
 
 def validation_settings():
@@ -73,12 +73,6 @@ def image_settings(role):
     if role == "train":
         settings.update(tiling=config["tiling"], packing=config["packing"])
     return settings
-
-
-def image_params(sid):
-    """The params of one prepare_image job: exactly what its version covers besides the files."""
-    role = SOURCES[sid]["role"]
-    return {"name": SOURCES[sid]["name"], "role": role, "settings": image_settings(role)}
 
 
 def split_settings():
@@ -150,7 +144,7 @@ HASHES.save()
 PV = {
     sid: version_id(
         "prepare_image",
-        code_digest("prepare_image.py"),
+        code_digest("prepare_images.py"),
         ENVS["preprocess"],
         SOURCE_FILES[sid],
         src["name"],
@@ -232,15 +226,59 @@ def image_dir(sid):
     return f"{RESULTS}/images/{sid}/{PV[sid]}"
 
 
-def source_files(wildcards):
-    """The user's files of one source image (links only when there is a links file)."""
-    if PV.get(wildcards.sid) != wildcards.pv:
+# The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
+# Training and held-out images are never in the same batch, so the training set's inputs (its batch
+# tables) depend on the training images only. A batch's id covers its images' versions.
+BATCHES = {
+    version_id("image_batch", [[s, PV[s]] for s in members]): members
+    for role in (TRAIN, TEST)
+    for members in batches(role)
+}
+BATCH_OF = {s: b for b, members in BATCHES.items() for s in members}
+
+
+def batch_tables(sids):
+    """The tables of the batches holding these images (each batch once, in order)."""
+    return [f"{RESULTS}/image_batches/{b}.tsv" for b in dict.fromkeys(BATCH_OF[s] for s in sids)]
+
+
+def batch_members(wildcards):
+    if wildcards.batch not in BATCHES:
         raise WorkflowError(
-            f"{RESULTS}/images/{wildcards.sid}/{wildcards.pv} is not the current version of this image"
-            f" ({PV.get(wildcards.sid)}): old versions are kept as they are, never rebuilt"
+            f"{RESULTS}/image_batches/{wildcards.batch}.tsv is not a batch of the current images:"
+            " old versions are kept as they are, never rebuilt"
         )
-    files = {k: ancient(v["path"]) for k, v in SOURCE_FILES[wildcards.sid].items() if v is not None}
+    return BATCHES[wildcards.batch]
+
+
+def batch_files(wildcards):
+    """The user's files of one batch's images (links only where there is a links file)."""
+    files = {"images": [], "labels": [], "links": []}
+    for sid in batch_members(wildcards):
+        for key, kind in (("images", "image"), ("labels", "label"), ("links", "links")):
+            if SOURCE_FILES[sid][kind] is not None:
+                files[key].append(ancient(SOURCE_FILES[sid][kind]["path"]))
     return files
+
+
+def batch_params(wildcards):
+    """Per image of the batch: what its version covers besides the files, its files and its folder."""
+    out = []
+    for sid in batch_members(wildcards):
+        role = SOURCES[sid]["role"]
+        files = {k: v and v["path"] for k, v in SOURCE_FILES[sid].items()}
+        out.append(
+            {
+                "source": sid,
+                "name": SOURCES[sid]["name"],
+                "role": role,
+                "settings": image_settings(role),
+                "version": PV[sid],
+                "folder": image_dir(sid),
+                **files,
+            }
+        )
+    return out
 
 
 def prediction_inputs(wildcards):

@@ -1,5 +1,5 @@
-# Preprocessing: held-out split, the per-image work (channel selection; tiles and dense crops of
-# training images), packing into ensemble images, the preview, and the check of the produced training set.
+# Preprocessing: held-out split, the per-image work in batches (channel selection; tiles and dense
+# crops of training images), packing into ensemble images, the preview, and the check of the produced training set.
 
 
 localrules:
@@ -20,25 +20,24 @@ rule split:
         "../scripts/split.py"
 
 
-rule prepare_image:
+rule prepare_images:
     input:
-        unpack(source_files),
+        unpack(batch_files),
     output:
-        directory(f"{RESULTS}/images/{{sid}}/{{pv}}"),
+        f"{RESULTS}/image_batches/{{batch}}.tsv",
     log:
-        f"{LOGS}/prepare_image/{{sid}}/{{pv}}.log",
+        f"{LOGS}/prepare_images/{{batch}}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        # One function for all three (one call per job: a dry run on many images plans faster).
-        source=lambda w: image_params(w.sid),
+        images=batch_params,
     script:
-        "../scripts/prepare_image.py"
+        "../scripts/prepare_images.py"
 
 
 rule pack:
     input:
-        images=[image_dir(s) for s in TRAIN],
+        batches=batch_tables(TRAIN),
     output:
         trainset=directory(f"{TRAINSET_DIR}/trainset"),
         provenance=f"{TRAINSET_DIR}/provenance.tsv",
@@ -96,14 +95,12 @@ rule validate_training_set:
 
 rule heldout_set:
     input:
-        images=[image_dir(s) for s in TEST],
+        batches=batch_tables(TEST),
     output:
         directory(HELDOUT),
     log:
         f"{LOGS}/heldout_set/{V['heldout']}.log",
     conda:
         "../../envs/preprocess.yaml"
-    params:
-        sources=TEST,
     script:
         "../scripts/heldout_set.py"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
+from omnitrain.batches import read_tables
 from omnitrain.runlog import get_logger
 
 
@@ -13,7 +14,7 @@ def main(sm) -> None:
     log = get_logger(sm.log[0])
     out = Path(sm.output[0])
     out.mkdir(parents=True, exist_ok=True)
-    for sid, folder in zip(sm.params.sources, map(Path, sm.input.images), strict=True):
+    for sid, folder in read_tables(sm.input.batches):
         for suffix in (".tif", "_masks.tif", "_links.txt"):
             src = folder / f"{sid}{suffix}"
             if suffix != "_links.txt" or src.stat().st_size:

@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 import numpy as np
 import pandas as pd
 
+from omnitrain.batches import read_tables
 from omnitrain.imageio import read_array, write_training_pair
 from omnitrain.manifest import manifest, write_json
 from omnitrain.packing import Crop, assemble_bins
@@ -60,7 +61,7 @@ def main(sm) -> None:
     p = sm.params.packing
     out = Path(sm.output.trainset)
     out.mkdir(parents=True, exist_ok=True)
-    sources = [Path(x) for x in sm.input.images]
+    sources = [folder for _, folder in read_tables(sm.input.batches)]
     parts = [x / "crops" for x in sources] if p["enabled"] else [x / "tiles" for x in sources]
     # Each source's tiles.json, read once: {tile folder: tile records}.
     tiles = {x / "tiles": json.loads((x / "tiles" / "tiles.json").read_text())["tiles"] for x in sources}

@@ -1,17 +1,21 @@
-"""Rule prepare_image: one source image's per-image work, into its version folder.
+"""Rule prepare_images: the per-image work of a batch of source images, each into its version folder.
 
 Every source: channel selection (channels first), labels relabelled 1..N, links remapped
 (<sid>.tif, <sid>_masks.tif, <sid>_links.txt, <sid>.json). Training sources also: tiles of about
 tiling.tile_size pixels (tiles/), and with packing on, the dense crops of their cell clusters (crops/).
-One job per image does all three, so an edited mask reruns one job, and a dry run on a big dataset
-has one job per image to plan.
+A folder that exists already (same version: same files, settings and code) is reused, so an edited
+mask redoes that one image; a new folder is written under a temporary name and renamed when complete
+(omnitrain/batches.py explains the batches). Last, the batch's table lists every image's folder.
 """
 
+import os
+import shutil
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
+from omnitrain.batches import write_table
 from omnitrain.channels import plan_from_config
 from omnitrain.discovery import Pair
 from omnitrain.imageio import read_array, write_training_pair
@@ -28,24 +32,33 @@ def image_of(array):
     return array[0] if array.shape[0] == 1 else array
 
 
-def select(sm, sid, out, log):
-    cfg = sm.params.source["settings"]["channels"]
-    links_file = sm.input.get("links")  # only present when the pair has a links file
-    # The same checks as validate_inputs, for this pair: a broken pair stops here with its fix.
-    pair = Pair(sid, Path(sm.input.image), Path(sm.input.label), Path(links_file) if links_file else None)
-    _, problems = check_pair(pair, Settings.from_config(sm.config))
+def renamed(record, out, final):
+    """A manifest whose output paths are those the files have once ``out`` is renamed ``final``."""
+    record["outputs"] = {str(final / Path(k).relative_to(out)): v for k, v in record["outputs"].items()}
+    return record
+
+
+def check(item, settings):
+    """The same checks as validate_inputs, for this pair: a broken pair stops here with its fix."""
+    links = Path(item["links"]) if item["links"] else None
+    pair = Pair(item["source"], Path(item["image"]), Path(item["label"]), links)
+    _, problems = check_pair(pair, settings)
     if errors(problems):
-        sys.stderr.write(format_report(problems, f"{sm.input.image} cannot be used") + "\n")
+        sys.stderr.write(format_report(problems, f"{item['image']} cannot be used") + "\n")
         sys.exit(1)
+
+
+def select(item, out, final, log):
+    sid, cfg, links_file = item["source"], item["settings"]["channels"], item["links"]
     plan, _ = plan_from_config(cfg)
-    image, labels = read_array(sm.input.image), read_array(sm.input.label)
+    image, labels = read_array(item["image"]), read_array(item["label"])
     src = prepare_source(sid, image, labels, read_links(links_file), plan, cfg["dim"], cfg["channel_axis"])
     files = write_training_pair(out, sid, image_of(src.image), src.labels, src.links)
-    inputs = [sm.input.image, sm.input.label] + ([links_file] if links_file else [])
+    inputs = [item["image"], item["label"]] + ([links_file] if links_file else [])
     meta = {
         "source": sid,
-        "name": sm.params.source["name"],
-        "role": sm.params.source["role"],
+        "name": item["name"],
+        "role": item["role"],
         "input_shape": list(image.shape),
         "input_dtype": str(image.dtype),
         "channel_axis": src.channel_axis,
@@ -56,17 +69,17 @@ def select(sm, sid, out, log):
         "label_map": {str(k): v for k, v in src.label_map.items()},
         "links": len(src.links),
         "normalisation": src.norm.to_json(),
-        "manifest": manifest("select_channels", inputs, files, cfg),
+        "manifest": renamed(manifest("select_channels", inputs, files, cfg), out, final),
     }
     write_json(out / f"{sid}.json", meta)
     log.info(
-        f"{sm.input.image}: {image.shape} {image.dtype} -> {tuple(src.image.shape)} {src.image.dtype}"
+        f"{item['image']}: {image.shape} {image.dtype} -> {tuple(src.image.shape)} {src.image.dtype}"
         f" ({plan.describe()}); {len(src.label_map)} objects relabelled 1..N, {len(src.links)} links"
     )
     return src
 
 
-def write_tiles(sid, src, tiles, t, out, log):
+def write_tiles(sid, src, tiles, t, out, final, log):
     out.mkdir()
     records, written = [], []
     for tile in tiles:
@@ -92,13 +105,14 @@ def write_tiles(sid, src, tiles, t, out, log):
         )
         if tile.empty:
             log.info(f"{name}: no object in this tile; {'kept as a negative example' if keep else 'dropped'}")
-    write_json(out / "tiles.json", {"tiles": records, "manifest": manifest("tile", [], written, t)})
+    record = renamed(manifest("tile", [], written, t), out, final)
+    write_json(out / "tiles.json", {"tiles": records, "manifest": record})
     sizes = sorted({tuple(r["shape"]) for r in records})
     kept = sum(r["kept"] for r in records)
     log.info(f"{sid}: {src.labels.shape} -> {len(tiles)} tile(s) of {sizes}; {kept} kept")
 
 
-def write_crops(sid, crops, p, out, log):
+def write_crops(sid, crops, p, out, final, log):
     out.mkdir()
     records, written = [], []
     for crop in crops:
@@ -116,25 +130,53 @@ def write_crops(sid, crops, p, out, log):
                 "split_cell": crop.split_cell,
             }
         )
-    write_json(out / "crops.json", {"crops": records, "manifest": manifest("crop", [], written, p)})
+    record = renamed(manifest("crop", [], written, p), out, final)
+    write_json(out / "crops.json", {"crops": records, "manifest": record})
     cells = sum(len(r["cells"]) for r in records)
     log.info(f"{sid}: {len(records)} crop(s) holding {cells} cells")
 
 
-def main(sm) -> None:
-    log = get_logger(sm.log[0])
-    sid = sm.wildcards.sid
-    out = Path(sm.output[0])
-    out.mkdir(parents=True, exist_ok=True)
-    src = select(sm, sid, out, log)
-    if sm.params.source["role"] != "train":
+def prepare(item, out, final, log) -> None:
+    """Writes the image's files into ``out``, a temporary folder to be renamed ``final``."""
+    src = select(item, out, final, log)
+    if item["role"] != "train":
         return
-    settings = sm.params.source["settings"]
+    sid, settings = item["source"], item["settings"]
     packing = settings["packing"] if settings["packing"]["enabled"] else None
     tiles, crops = source_crops(src, settings["tiling"], packing)
-    write_tiles(sid, src, tiles, settings["tiling"], out / "tiles", log)
+    write_tiles(sid, src, tiles, settings["tiling"], out / "tiles", final / "tiles", log)
     if packing is not None:
-        write_crops(sid, crops, settings["packing"], out / "crops", log)
+        write_crops(sid, crops, settings["packing"], out / "crops", final / "crops", log)
+
+
+def main(sm) -> None:
+    log = get_logger(sm.log[0])
+    settings = Settings.from_config(sm.config)
+    rows = []
+    for item in sm.params.images:
+        folder = Path(item["folder"])
+        row = {**item, "status": "reused"}
+        if not folder.is_dir():
+            check(item, settings)
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed job
+                shutil.rmtree(stale, ignore_errors=True)
+            tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+            try:
+                tmp.mkdir()
+                prepare(item, tmp, folder, log)
+                tmp.rename(folder)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if not folder.is_dir():  # another run may have made the same version meanwhile
+                    raise
+            row["status"] = "made"
+        else:
+            log.info(f"{item['source']}: {folder} exists (same files, settings and code): reused")
+        rows.append(row)
+    write_table(sm.output[0], rows)
+    made = sum(r["status"] == "made" for r in rows)
+    log.info(f"batch of {len(rows)} image(s): {made} prepared, {len(rows) - made} reused")
 
 
 main(snakemake)  # noqa: F821
