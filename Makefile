@@ -42,6 +42,9 @@ bench:
 	$(VENV)/bin/python tests/benchmarks/bench_validation.py
 	$(VENV)/bin/python tests/benchmarks/bench_packing.py
 	$(VENV)/bin/python tests/benchmarks/bench_training.py
+	$(VENV)/bin/python tests/benchmarks/bench_metrics.py
+	$(VENV)/bin/python tests/benchmarks/bench_dryrun.py
+	$(VENV)/bin/python tests/benchmarks/bench_batches.py
 
 clean-demo:
 	rm -rf resources/demo results/demo
