@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnitrain.batches import IMAGES_PER_JOB, batches, read_tables, write_table
+from omnitrain.batches import IMAGES_PER_JOB, batch_ids, batches, read_tables
 
 IDS = [f"img{i:05d}" for i in range(10_000)]
 
@@ -36,13 +36,27 @@ def test_adding_or_removing_one_image_regroups_its_own_batch_only(change):
         assert lost[0] in (home, home + 1), (sid, lost, home)
 
 
-def test_tables_round_trip_sorted_and_name_a_missing_folder(tmp_path):
-    for name in ("b", "a"):
-        (tmp_path / name).mkdir()
-    rows = [{"source": s, "version": "0" * 12, "folder": str(tmp_path / s), "status": "made"} for s in "ba"]
-    write_table(tmp_path / "t.tsv", rows)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    assert read_tables([tmp_path / "t.tsv"]) == [("a", tmp_path / "a"), ("b", tmp_path / "b")]
-    (tmp_path / "a").rmdir()
-    with pytest.raises(FileNotFoundError, match=r"a: the prepared files of a are missing.*Remove .*t\.tsv"):
-        read_tables([tmp_path / "t.tsv"])
+def test_batch_ids_follow_the_images_versions():
+    versions = {s: "0" * 12 for s in IDS[:100]}
+    first = batch_ids(IDS[:100], versions)
+    assert sorted(s for m in first.values() for s in m) == IDS[:100]
+    assert batch_ids(list(reversed(IDS[:100])), dict(versions)) == first
+    edited = batch_ids(IDS[:100], {**versions, IDS[50]: "1" * 12})
+    (changed,) = [b for b in first if b not in edited]
+    assert IDS[50] in first[changed] and len(edited) == len(first)
+
+
+def test_tables_are_read_from_their_own_results_folder(tmp_path):
+    for sid in ("b", "a"):
+        (tmp_path / "results/images" / sid / "0123456789ab").mkdir(parents=True)
+    table = tmp_path / "results/image_batches/x.tsv"
+    table.parent.mkdir()
+    table.write_text("source\tversion\nb\t0123456789ab\na\t0123456789ab\n")
+    moved = tmp_path / "moved"
+    (tmp_path / "results").rename(moved)  # a results folder moved elsewhere still reads
+    table = moved / "image_batches/x.tsv"
+    found = read_tables([table])
+    assert found == [(s, moved / "images" / s / "0123456789ab") for s in "ab"]
+    (moved / "images/a/0123456789ab").rmdir()
+    with pytest.raises(FileNotFoundError, match=r"the prepared files of a are missing.*Remove .*x\.tsv"):
+        read_tables([table])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 
 import numpy as np
@@ -95,18 +96,20 @@ def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
         "preview": 1,
         "validate_training_set": 1,
     }
-    before = {p: p.stat().st_mtime_ns for p in (demo_run / "results/images").rglob("*") if p.is_file()}
-    tables = set((demo_run / "results/image_batches").glob("*.tsv"))
+    results = demo_run / "results"
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*") if p.is_file() and "logs" not in p.parts}
     run = run_snakemake(demo_run, {"dir": "demo"}, targets=PREPROCESSED)
     assert run.returncode == 0, run.stderr[-3000:]
-    (table,) = set((demo_run / "results/image_batches").glob("*.tsv")) - tables
+    (table,) = [p for p in (results / "image_batches").glob("*.tsv") if p not in before]
     batch = pd.read_csv(table, sep="\t")
     assert len(batch) > 1 and sid in set(batch.source)
     # The batch prepared that one image again, into a new folder; it reused the others' folders.
-    assert list(batch[batch.status == "made"].source) == [sid]
-    new = {p for p in (demo_run / "results/images").rglob("*") if p.is_file() and p not in before}
-    assert {p.relative_to(demo_run / "results/images").parts[0] for p in new} == {sid}
-    assert all(p.stat().st_mtime_ns == t for p, t in before.items()), "earlier files untouched"
+    log = (results / "logs/prepare_images" / f"{table.stem}.log").read_text()
+    assert re.findall(r"(\S+): made ", log) == [sid] and f"1 prepared, {len(batch) - 1} reused" in log
+    new = {p for p in (results / "images").rglob("*") if p.is_file() and p not in before}
+    assert {p.relative_to(results / "images").parts[0] for p in new} == {sid}
+    # Nothing of the earlier version was rewritten: batch tables, training and held-out sets included.
+    assert [p for p, t in before.items() if p.stat().st_mtime_ns != t] == []
 
 
 @needs(DSB)

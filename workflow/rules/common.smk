@@ -6,7 +6,7 @@ from pathlib import Path
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
 
-from omnitrain.batches import batches
+from omnitrain.batches import batch_ids
 from omnitrain.config import ConfigError, check_config
 from omnitrain.discovery import discover
 from omnitrain.sources import build_sources
@@ -229,11 +229,7 @@ def image_dir(sid):
 # The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
 # Training and held-out images are never in the same batch, so the training set's inputs (its batch
 # tables) depend on the training images only. A batch's id covers its images' versions.
-BATCHES = {
-    version_id("image_batch", [[s, PV[s]] for s in members]): members
-    for role in (TRAIN, TEST)
-    for members in batches(role)
-}
+BATCHES = {**batch_ids(TRAIN, PV), **batch_ids(TEST, PV)}
 BATCH_OF = {s: b for b, members in BATCHES.items() for s in members}
 
 
@@ -245,8 +241,9 @@ def batch_tables(sids):
 def batch_members(wildcards):
     if wildcards.batch not in BATCHES:
         raise WorkflowError(
-            f"{RESULTS}/image_batches/{wildcards.batch}.tsv is not a batch of the current images:"
-            " old versions are kept as they are, never rebuilt"
+            f"{RESULTS}/image_batches/{wildcards.batch}.tsv is not a batch of the current images: were"
+            " images or settings changed while this run was going on? Run snakemake again (earlier"
+            " versions are kept as they are, never rebuilt)"
         )
     return BATCHES[wildcards.batch]
 
@@ -274,7 +271,7 @@ def batch_params(wildcards):
                 "role": role,
                 "settings": image_settings(role),
                 "version": PV[sid],
-                "folder": image_dir(sid),
+                "folder": image_dir(sid),  # where this run writes it; the table names only the version
                 **files,
             }
         )

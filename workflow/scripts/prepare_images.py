@@ -11,11 +11,12 @@ mask redoes that one image; a new folder is written under a temporary name and r
 import os
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
-from omnitrain.batches import write_table
 from omnitrain.channels import plan_from_config
 from omnitrain.discovery import Pair
 from omnitrain.imageio import read_array, write_training_pair
@@ -25,6 +26,9 @@ from omnitrain.preprocess import prepare_source, source_crops
 from omnitrain.problems import errors, format_report
 from omnitrain.runlog import get_logger
 from omnitrain.validation import Settings, check_pair
+
+# A temporary folder older than this was left by a killed job (one image never takes this long).
+STALE_SECONDS = 24 * 3600
 
 
 def image_of(array):
@@ -149,34 +153,58 @@ def prepare(item, out, final, log) -> None:
         write_crops(sid, crops, settings["packing"], out / "crops", final / "crops", log)
 
 
+def write_table(path, rows) -> None:
+    """The batch's table (read by omnitrain.batches.read_tables), whole or not at all."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text("source\tversion\n" + "".join(f"{r['source']}\t{r['version']}\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def make(item, folder, log) -> bool:
+    """Prepares one image into a fresh temporary folder, then renames it ``folder``.
+
+    The temporary name is unique (several runs, or cluster nodes, may make the same version at once):
+    only complete folders are ever renamed into place, and a run deletes no temporary folder but its
+    own, and those left by killed jobs more than a day ago. Returns False when another run made the
+    same version first (its folder is complete, and is reused).
+    """
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
+        if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+            shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    try:
+        prepare(item, tmp, folder, log)
+        os.rename(tmp, folder)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if folder.is_dir():
+            log.info(f"{item['source']}: {folder} was made by another run meanwhile: reused")
+            return False
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return True
+
+
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     settings = Settings.from_config(sm.config)
-    rows = []
+    made = 0
     for item in sm.params.images:
         folder = Path(item["folder"])
-        row = {**item, "status": "reused"}
-        if not folder.is_dir():
-            check(item, settings)
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            for stale in folder.parent.glob(f".{folder.name}.tmp-*"):  # left by a killed job
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-            try:
-                tmp.mkdir()
-                prepare(item, tmp, folder, log)
-                tmp.rename(folder)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not folder.is_dir():  # another run may have made the same version meanwhile
-                    raise
-            row["status"] = "made"
-        else:
+        if folder.is_dir():
             log.info(f"{item['source']}: {folder} exists (same files, settings and code): reused")
-        rows.append(row)
-    write_table(sm.output[0], rows)
-    made = sum(r["status"] == "made" for r in rows)
-    log.info(f"batch of {len(rows)} image(s): {made} prepared, {len(rows) - made} reused")
+            continue
+        check(item, settings)
+        if make(item, folder, log):
+            made += 1
+            log.info(f"{item['source']}: made {folder}")
+    write_table(sm.output[0], sm.params.images)
+    n = len(sm.params.images)
+    log.info(f"batch of {n} image(s): {made} prepared, {n - made} reused")
 
 
 main(snakemake)  # noqa: F821
