@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 
@@ -101,13 +102,17 @@ def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
     run = run_snakemake(demo_run, {"dir": "demo"}, targets=PREPROCESSED)
     assert run.returncode == 0, run.stderr[-3000:]
     (table,) = [p for p in (results / "image_batches").glob("*.tsv") if p not in before]
-    batch = pd.read_csv(table, sep="\t")
+    batch = pd.read_csv(table, sep="\t", dtype=str)
     assert len(batch) > 1 and sid in set(batch.source)
     # The batch prepared that one image again, into a new folder; it reused the others' folders.
     log = (results / "logs/prepare_images" / f"{table.stem}.log").read_text()
     assert re.findall(r"(\S+): made ", log) == [sid] and f"1 prepared, {len(batch) - 1} reused" in log
     new = {p for p in (results / "images").rglob("*") if p.is_file() and p not in before}
     assert {p.relative_to(results / "images").parts[0] for p in new} == {sid}
+    folder = results / "images" / sid / batch.set_index("source").version[sid]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask, "made with the usual permissions, not private"
     # Nothing of the earlier version was rewritten: batch tables, training and held-out sets included.
     assert [p for p, t in before.items() if p.stat().st_mtime_ns != t] == []
 

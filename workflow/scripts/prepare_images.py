@@ -5,7 +5,7 @@ Every source: channel selection (channels first), labels relabelled 1..N, links 
 tiling.tile_size pixels (tiles/), and with packing on, the dense crops of their cell clusters (crops/).
 A folder that exists already (same version: same files, settings and code) is reused, so an edited
 mask redoes that one image; a new folder is written under a temporary name and renamed when complete
-(omnitrain/batches.py explains the batches). Last, the batch's table lists every image's folder.
+(omnitrain/batches.py explains the batches). Last, the batch's table lists every image and its version.
 """
 
 import os
@@ -29,6 +29,8 @@ from omnitrain.validation import Settings, check_pair
 
 # A temporary folder older than this was left by a killed job (one image never takes this long).
 STALE_SECONDS = 24 * 3600
+UMASK = os.umask(0)
+os.umask(UMASK)
 
 
 def image_of(array):
@@ -174,6 +176,7 @@ def make(item, folder, log) -> bool:
         if time.time() - stale.stat().st_mtime > STALE_SECONDS:
             shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp.chmod(0o777 & ~UMASK)  # mkdtemp makes it private; the folder is as shared as any other output
     try:
         prepare(item, tmp, folder, log)
         os.rename(tmp, folder)
