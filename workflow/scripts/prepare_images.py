@@ -156,11 +156,9 @@ def prepare(item, out, final, log) -> None:
 
 
 def write_table(path, rows) -> None:
-    """The batch's table (read by omnitrain.batches.read_tables), whole or not at all."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("source\tversion\n" + "".join(f"{r['source']}\t{r['version']}\n" for r in rows))
-    os.replace(tmp, path)
+    """The batch's table (read by omnitrain.batches.read_tables). It is the job's declared output:
+    Snakemake removes it if the job fails or is killed (the profile reruns incomplete jobs)."""
+    Path(path).write_text("source\tversion\n" + "".join(f"{r['source']}\t{r['version']}\n" for r in rows))
 
 
 def make(item, folder, log) -> bool:
