@@ -1,35 +1,16 @@
 """Manifests: what a step read, what it wrote, with which parameters and which code.
 
 Manifests hold no clock times, so that the same inputs give byte-identical outputs; timings go to
-the rules' logs.
+the rules' logs. They name no code version either: the folder's version id covers the step's code.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from functools import lru_cache
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parent
-SCRIPTS = PACKAGE.parent / "workflow" / "scripts"
-
-
-def sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """A digest of the library and the rule scripts: any change to the code changes it."""
-    h = hashlib.sha256()
-    for path in sorted([*PACKAGE.glob("*.py"), *SCRIPTS.glob("*.py")]):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()[:16]
+from .hashing import PACKAGE, sha256
 
 
 def files_of(paths) -> dict[str, str]:
@@ -67,7 +48,6 @@ def _plain(value):
 def manifest(step: str, inputs, outputs, params: dict, **extra) -> dict:
     return {
         "step": step,
-        "code_version": code_version(),
         "params": params,
         "inputs": files_of(inputs),
         "outputs": files_of(outputs),

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .versions import version_id
+from .hashing import version_id
 
 REGISTRY_COLUMNS = [
     "version",
@@ -199,8 +199,8 @@ def registry_row(record: dict) -> dict:
         "trainset_version": record["versions"]["trainset"],
         "heldout_version": record["versions"]["heldout"],
         "model_version": record["versions"]["model"],
-        "model": record["paths"]["model"],
-        "size_model": record["paths"].get("size_model") or "",
+        "model": record["paths"]["files"]["model_file"],
+        "size_model": record["paths"]["files"].get("size_model_file", ""),
         "heldout_mean_ap": s.get("mean_ap"),
         "heldout_ap50": s.get("ap50"),
         "changes": summary,

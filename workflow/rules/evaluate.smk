@@ -5,11 +5,11 @@ rule predict_heldout:
     input:
         unpack(prediction_inputs),
     output:
-        directory(f"{EVAL}/predictions"),
+        predictions=directory(f"{DIR['evaluation']}/predictions"),
     log:
-        f"{LOGS}/predict_heldout/{V['evaluation']}.log",
+        LOG["predict_heldout"],
     benchmark:
-        BENCHMARKS["predict_heldout"]
+        BENCHMARK["predict_heldout"]
     conda:
         "../../envs/omnipose.yaml"
     threads: config["resources"]["train_threads"]
@@ -17,41 +17,41 @@ rule predict_heldout:
         gpu=GPUS,
         mem_mb=config["resources"]["train_mem_mb"],
     params:
-        **evaluation_settings(),
+        settings=SETTINGS["evaluation"],
     script:
         "../scripts/predict_heldout.py"
 
 
 rule evaluate:
     input:
-        heldout=rules.heldout_set.output[0],
-        predictions=rules.predict_heldout.output[0],
+        heldout=rules.heldout_set.output.heldout,
+        predictions=rules.predict_heldout.output.predictions,
     output:
-        per_threshold=f"{EVAL}/per_image_per_threshold.tsv",
-        per_image=f"{EVAL}/per_image.tsv",
+        per_threshold=f"{DIR['evaluation']}/per_image_per_threshold.tsv",
+        per_image=f"{DIR['evaluation']}/per_image.tsv",
         summary=report(
-            f"{EVAL}/summary.tsv",
+            f"{DIR['evaluation']}/summary.tsv",
             caption="../report/summary.rst",
             category="Evaluation",
         ),
-        scores=f"{EVAL}/scores.json",
+        scores=f"{DIR['evaluation']}/scores.json",
         ap_curve=report(
-            f"{EVAL}/ap_curve.png",
+            f"{DIR['evaluation']}/ap_curve.png",
             caption="../report/ap_curve.rst",
             category="Evaluation",
         ),
         overlays=report(
-            f"{EVAL}/overlays.png",
+            f"{DIR['evaluation']}/overlays.png",
             caption="../report/overlays.rst",
             category="Evaluation",
         ),
     log:
-        f"{LOGS}/evaluate/{V['evaluation']}.log",
+        LOG["evaluate"],
     benchmark:
-        BENCHMARKS["evaluate"]
+        BENCHMARK["evaluate"]
     conda:
         "../../envs/omnipose.yaml"
     params:
-        **evaluation_settings(),
+        settings=SETTINGS["evaluation"],
     script:
         "../scripts/evaluate.py"

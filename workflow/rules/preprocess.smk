@@ -1,4 +1,4 @@
-# Preprocessing: held-out split, the per-image work in batches (channel selection; tiles and dense
+# Preprocessing: the held-out split, the per-image work in batches (channel selection; tiles and dense
 # crops of training images), packing into ensemble images, the preview, and the check of the produced training set.
 
 
@@ -9,13 +9,14 @@ localrules:
 
 rule split:
     output:
-        SPLIT,
+        table=f"{DIR['split']}/split.tsv",
     log:
-        f"{LOGS}/split/{V['split']}.log",
+        LOG["split"],
     conda:
         "../../envs/preprocess.yaml"
     params:
-        **split_settings(),
+        settings=SETTINGS["split"],
+        sources=DATA["sources"],
     script:
         "../scripts/split.py"
 
@@ -24,7 +25,7 @@ rule prepare_images:
     input:
         unpack(batch_files),
     output:
-        f"{RESULTS}/image_batches/{{batch}}.tsv",
+        table=f"{RESULTS}/image_batches/{{batch}}.tsv",
     log:
         f"{LOGS}/prepare_images/{{batch}}.log",
     conda:
@@ -39,17 +40,17 @@ rule pack:
     input:
         batches=batch_tables(TRAIN),
     output:
-        trainset=directory(f"{TRAINSET_DIR}/trainset"),
-        provenance=f"{TRAINSET_DIR}/provenance.tsv",
-        stats=f"{TRAINSET_DIR}/packing_stats.json",
+        trainset=directory(f"{DIR['trainset']}/trainset"),
+        provenance=f"{DIR['trainset']}/provenance.tsv",
+        stats=f"{DIR['trainset']}/packing_stats.json",
     log:
-        f"{LOGS}/pack/{V['trainset']}.log",
+        LOG["pack"],
     benchmark:
-        BENCHMARKS["pack"]
+        BENCHMARK["pack"]
     conda:
         "../../envs/preprocess.yaml"
     params:
-        **image_settings("train"),
+        settings=SETTINGS["trainset"],
     script:
         "../scripts/pack.py"
 
@@ -59,13 +60,13 @@ rule preview:
         trainset=rules.pack.output.trainset,
         provenance=rules.pack.output.provenance,
     output:
-        report(
-            f"{TRAINSET_DIR}/preview.png",
+        preview=report(
+            f"{DIR['trainset']}/preview.png",
             caption="../report/preview.rst",
             category="Training set",
         ),
     log:
-        f"{LOGS}/preview/{V['trainset']}.log",
+        LOG["preview"],
     conda:
         "../../envs/preprocess.yaml"
     script:
@@ -76,19 +77,18 @@ rule validate_training_set:
     input:
         trainset=rules.pack.output.trainset,
     output:
-        table=f"{CHECK_DIR}/validation.tsv",
+        table=f"{DIR['check']}/validation.tsv",
         summary=report(
-            f"{CHECK_DIR}/validation_summary.txt",
+            f"{DIR['check']}/validation_summary.txt",
             caption="../report/validate_training_set.rst",
             category="Validation",
         ),
     log:
-        f"{LOGS}/validate_training_set/{V['check']}.log",
+        LOG["validate_training_set"],
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=validation_settings(),
-        keep_empty=config["tiling"]["keep_empty"],
+        settings=SETTINGS["check"],
     script:
         "../scripts/validate_training_set.py"
 
@@ -97,9 +97,9 @@ rule heldout_set:
     input:
         batches=batch_tables(TEST),
     output:
-        directory(HELDOUT),
+        heldout=directory(DIR["heldout"]),
     log:
-        f"{LOGS}/heldout_set/{V['heldout']}.log",
+        LOG["heldout_set"],
     conda:
         "../../envs/preprocess.yaml"
     script:

@@ -10,26 +10,27 @@ rule register:
     input:
         unpack(register_inputs),
     output:
-        record=f"{VERSION_DIR}/record.json",
-        manifest=f"{VERSION_DIR}/manifest.json",
-        changes_json=f"{VERSION_DIR}/changes.json",
+        record=f"{DIR['version']}/record.json",
+        manifest=f"{DIR['version']}/manifest.json",
+        changes_json=f"{DIR['version']}/changes.json",
         changes=report(
-            f"{VERSION_DIR}/changes.md",
+            f"{DIR['version']}/changes.md",
             caption="../report/changes.rst",
             category="Versions",
         ),
     log:
-        f"{LOGS}/register/{VERSION}.log",
+        LOG["register"],
     conda:
         "../../envs/preprocess.yaml"
     params:
+        settings=SETTINGS["version"],
         version=VERSION,
-        versions=V,
+        versions={k: v for k, v in V.items() if k != "version"},
         sources=register_sources(),
-        params=record_settings(),
-        paths=version_paths(),
-        links=version_links(),
-        benchmarks=BENCHMARKS,
+        results=RESULTS,
+        folders={k: v for k, v in DIR.items() if k != "version"},
+        links=version_links(DIR),
+        benchmarks=BENCHMARK,
     script:
         "../scripts/register.py"
 
@@ -41,10 +42,11 @@ rule registry:
         table=f"{RESULTS}/registry.tsv",
         latest=f"{RESULTS}/latest.txt",
     log:
-        f"{LOGS}/registry.log",
+        LOG["registry"],
     conda:
         "../../envs/preprocess.yaml"
     params:
         version=VERSION,
+        results=RESULTS,
     script:
         "../scripts/registry.py"

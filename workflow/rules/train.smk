@@ -1,4 +1,4 @@
-# Training with the real Omnipose, and the size model.
+# Training with the real Omnipose, and the size model (only when train_size is on).
 
 
 rule train:
@@ -8,17 +8,17 @@ rule train:
         pretrained=[ancient(x) for x in PRETRAINED],
     output:
         model=MODEL,
-        card=f"{MODEL_DIR}/model_card.json",
-        losses=f"{MODEL_DIR}/losses.tsv",
+        card=f"{DIR['model']}/model_card.json",
+        losses=f"{DIR['model']}/losses.tsv",
         curve=report(
-            f"{MODEL_DIR}/loss_curve.png",
+            f"{DIR['model']}/loss_curve.png",
             caption="../report/loss_curve.rst",
             category="Training",
         ),
     log:
-        f"{LOGS}/train/{V['model']}.log",
+        LOG["train"],
     benchmark:
-        BENCHMARKS["train"]
+        BENCHMARK["train"]
     conda:
         "../../envs/omnipose.yaml"
     threads: config["resources"]["train_threads"]
@@ -27,32 +27,34 @@ rule train:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:
-        flags=training_settings(),
+        settings=SETTINGS["model"],
         version=V["model"],
     script:
         "../scripts/train.py"
 
 
-rule fit_size_model:
-    input:
-        model=rules.train.output.model,
-        card=rules.train.output.card,
-        trainset=rules.pack.output.trainset,
-        heldout=rules.heldout_set.output[0],
-    output:
-        size=f"{SIZE_DIR}/{Path(MODEL).name}_size.npy",
-        heldout=f"{SIZE_DIR}/size_heldout.tsv",
-    log:
-        f"{LOGS}/fit_size_model/{V['size_model']}.log",
-    benchmark:
-        BENCHMARKS["fit_size_model"]
-    conda:
-        "../../envs/omnipose.yaml"
-    threads: config["resources"]["train_threads"]
-    resources:
-        gpu=GPUS,
-        mem_mb=config["resources"]["train_mem_mb"],
-    params:
-        **size_settings(),
-    script:
-        "../scripts/fit_size_model.py"
+if "size_model" in ENABLED:
+
+    rule fit_size_model:
+        input:
+            model=rules.train.output.model,
+            card=rules.train.output.card,
+            trainset=rules.pack.output.trainset,
+            heldout=rules.heldout_set.output.heldout,
+        output:
+            size=f"{DIR['size_model']}/{Path(MODEL).name}_size.npy",
+            heldout=f"{DIR['size_model']}/size_heldout.tsv",
+        log:
+            LOG["fit_size_model"],
+        benchmark:
+            BENCHMARK["fit_size_model"]
+        conda:
+            "../../envs/omnipose.yaml"
+        threads: config["resources"]["train_threads"]
+        resources:
+            gpu=GPUS,
+            mem_mb=config["resources"]["train_mem_mb"],
+        params:
+            settings=SETTINGS["size_model"],
+        script:
+            "../scripts/fit_size_model.py"

@@ -5,18 +5,18 @@ rule validate_inputs:
     input:
         files=[ancient(p) for p in INPUT_FILES],
     output:
-        table=f"{VALIDATION_DIR}/inputs.tsv",
+        table=f"{DIR['validation']}/inputs.tsv",
         summary=report(
-            f"{VALIDATION_DIR}/inputs_summary.txt",
+            f"{DIR['validation']}/inputs_summary.txt",
             caption="../report/validate_inputs.rst",
             category="Validation",
         ),
     log:
-        f"{LOGS}/validate_inputs/{V['validation']}.log",
+        LOG["validate_inputs"],
     priority: 100
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=validation_settings(),
+        settings=SETTINGS["validation"],
     script:
         "../scripts/validate_inputs.py"

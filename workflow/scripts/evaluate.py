@@ -70,7 +70,7 @@ def main(sm) -> None:
         pred_file = preds / f"{pair.base}_cp_masks.tif"
         pred = read_array(pred_file) if pred_file.is_file() else np.zeros_like(true)
         pairs.append((pair.base, true, pred))
-        if len(panels) < sm.config["evaluation"]["overlay_images"]:
+        if len(panels) < sm.params.settings["evaluation"]["overlay_images"]:
             panels.append((pair.base, overlay(read_array(pair.image), true, pred)))
     per_threshold, per_image, summary, overall = score(pairs)
     for i, (_, p) in enumerate(panels):

@@ -22,7 +22,7 @@ def main(sm) -> None:
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])
-    cfg = sm.config
+    cfg = sm.params.settings
     card = json.loads(Path(sm.input.card).read_text())
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)

@@ -12,7 +12,7 @@ from omnitrain.runlog import get_logger
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    out = Path(sm.output[0])
+    out = Path(sm.output.heldout)
     out.mkdir(parents=True, exist_ok=True)
     for sid, folder in read_tables(sm.input.batches):
         for suffix in (".tif", "_masks.tif", "_links.txt"):

@@ -58,7 +58,7 @@ def tile_stats(tiles: dict[Path, list[dict]]) -> dict:
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    p = sm.params.packing
+    p = sm.params.settings["packing"]
     out = Path(sm.output.trainset)
     out.mkdir(parents=True, exist_ok=True)
     sources = [folder for _, folder in read_tables(sm.input.batches)]
@@ -139,7 +139,7 @@ def main(sm) -> None:
         sources=len(parts),
         **extra,
     )
-    stats["manifest"] = manifest("pack", parts, [out], {"packing": p, "tiling": sm.params.tiling})
+    stats["manifest"] = manifest("pack", parts, [out], sm.params.settings)
     write_json(sm.output.stats, stats)
     log.info(
         f"training set: {stats['images']} image(s), {stats['cells']} cells from {len(parts)} source image(s);"

@@ -22,7 +22,7 @@ def main(sm) -> None:
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])
-    cfg = sm.config
+    cfg = sm.params.settings
     ev = cfg["evaluation"]
     card = json.loads(Path(sm.input.card).read_text())
     gpu, device = resolve_device(cfg["use_gpu"])
@@ -30,7 +30,7 @@ def main(sm) -> None:
     model = load_trained_model(sm.input.model, card, gpu)
     axis = 0 if card["nchan"] > 1 else None
     size = sizemodel.load(sm.input.size_model) if sm.input.get("size_model") else None
-    out = Path(sm.output[0])
+    out = Path(sm.output.predictions)
     out.mkdir(parents=True, exist_ok=True)
     pairs = discover(sm.input.heldout).pairs
     log.info(f"segmenting {len(pairs)} held-out image(s) on {device}")

@@ -44,8 +44,20 @@ def renamed(record, out, final):
     return record
 
 
-def check(item, settings):
-    """The same checks as validate_inputs, for this pair: a broken pair stops here with its fix."""
+def check_settings(settings: dict) -> Settings:
+    """What the pair check needs: the channel settings and the one threshold that makes an error."""
+    plan, _ = plan_from_config(settings)
+    return Settings(
+        plan=plan,
+        dim=settings["dim"],
+        channel_axis=settings["channel_axis"],
+        max_split_fraction=settings["validation"]["max_split_fraction"],
+    )
+
+
+def check(item):
+    """validate_inputs' errors, for this pair: a broken pair stops here with its fix."""
+    settings = check_settings(item["settings"])
     links = Path(item["links"]) if item["links"] else None
     pair = Pair(item["source"], Path(item["image"]), Path(item["label"]), links)
     _, problems = check_pair(pair, settings)
@@ -55,7 +67,7 @@ def check(item, settings):
 
 
 def select(item, out, final, log):
-    sid, cfg, links_file = item["source"], item["settings"]["channels"], item["links"]
+    sid, cfg, links_file = item["source"], item["settings"], item["links"]
     plan, _ = plan_from_config(cfg)
     image, labels = read_array(item["image"]), read_array(item["label"])
     src = prepare_source(sid, image, labels, read_links(links_file), plan, cfg["dim"], cfg["channel_axis"])
@@ -192,18 +204,17 @@ def make(item, folder, log) -> bool:
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    settings = Settings.from_config(sm.config)
     made = 0
     for item in sm.params.images:
         folder = Path(item["folder"])
         if folder.is_dir():
             log.info(f"{item['source']}: {folder} exists (same files, settings and code): reused")
             continue
-        check(item, settings)
+        check(item)
         if make(item, folder, log):
             made += 1
             log.info(f"{item['source']}: made {folder}")
-    write_table(sm.output[0], sm.params.images)
+    write_table(sm.output.table, sm.params.images)
     n = len(sm.params.images)
     log.info(f"batch of {n} image(s): {made} prepared, {n - made} reused")
 

@@ -59,9 +59,9 @@ def main(sm) -> None:
     fig.legend(handles=handles, loc="lower center", ncol=min(len(sources), 4), fontsize=8, frameon=False)
     fig.subplots_adjust(bottom=0.06 + 0.03 * (-(-len(sources) // 4)))
     fig.suptitle("Training set as Omnipose will see it (outline colour = source image)", fontsize=11)
-    fig.savefig(sm.output[0], dpi=80, metadata={"Software": None})
+    fig.savefig(sm.output.preview, dpi=80, metadata={"Software": None})
     shown = f"{len(names)} of {prov['image'].nunique()}"
-    log.info(f"preview of {shown} training images from {len(sources)} source(s): {sm.output[0]}")
+    log.info(f"preview of {shown} training images from {len(sources)} source(s): {sm.output.preview}")
 
 
 main(snakemake)  # noqa: F821

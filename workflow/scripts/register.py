@@ -10,10 +10,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 import pandas as pd
 
+from omnitrain.hashing import SCRIPTS, code_digest, version_id
 from omnitrain.manifest import files_of, run_info, write_json
 from omnitrain.registry import changes_markdown, compare, data_hash, file_table, load_records
 from omnitrain.runlog import get_logger
-from omnitrain.versions import SCRIPTS, code_digest, version_id
 
 
 def parent_record(results: Path, version: str) -> dict | None:
@@ -41,7 +41,7 @@ def timings(benchmarks: dict) -> dict:
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     p = sm.params
-    results = Path(sm.output.record).parents[2]  # <results>/versions/<id>/record.json
+    results = Path(p.results)
     out = Path(sm.output.record).parent
     sources = p.sources
     files = file_table(sources)
@@ -61,7 +61,10 @@ def main(sm) -> None:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parent": None,
         "versions": p.versions,
-        "paths": p.paths,
+        "paths": {
+            "folders": p.folders,
+            "files": {name: str(path) for name, path in sm.input.items()},
+        },
         "data": {
             "hash": data_hash(files),
             "train_images": count["train"][0],
@@ -72,8 +75,8 @@ def main(sm) -> None:
             "training_objects": stats["cells"],
         },
         "files": files,
-        "params": p.params,
-        "params_digest": version_id(p.params),
+        "params": p.settings,
+        "params_digest": version_id(p.settings),
         "code": code_digest(*sorted(f.name for f in SCRIPTS.glob("*.py"))),
         "run": run_info(),
         "device": card["device"],
@@ -106,7 +109,7 @@ def main(sm) -> None:
     manifest = {
         "version": p.version,
         "versions": p.versions,
-        "params": p.params,
+        "params": p.settings,
         "run": record["run"],
         "device": card["device"],
         "timings": timings(p.benchmarks),

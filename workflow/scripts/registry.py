@@ -12,7 +12,7 @@ from omnitrain.runlog import get_logger
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    results = Path(sm.output.table).parent
+    results = Path(sm.params.results)
     table = registry_table(load_records(results))
     table.to_csv(sm.output.table, sep="\t", index=False)
     Path(sm.output.latest).write_text(sm.params.version + "\n")

@@ -13,25 +13,25 @@ from omnitrain.split import group_of, hash_unit
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    regex = sm.params.split["group_regex"]
+    settings = sm.params.settings
+    regex = settings["split"]["group_regex"]
+    by_dir = settings["test_dir"] is not None
     rows = []
     for sid, src in sorted(sm.params.sources.items()):
         group = group_of(src["name"], regex)
-        by_dir = sm.params.test_dir is not None
         rows.append(
             {
                 "source": sid,
                 "name": src["name"],
                 "group": group,
-                "hash": "" if by_dir else f"{hash_unit(group, sm.params.seed):.6f}",
+                "hash": "" if by_dir else f"{hash_unit(group, settings['pipeline']['seed']):.6f}",
                 "role": src["role"],
             }
         )
     table = pd.DataFrame(rows, columns=["source", "name", "group", "hash", "role"])
-    Path(sm.output[0]).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(sm.output[0], sep="\t", index=False)
+    table.to_csv(sm.output.table, sep="\t", index=False)
     counts = table["role"].value_counts().to_dict()
-    rule = "test_dir" if sm.params.test_dir else f"hash < {sm.params.split['test_fraction']}"
+    rule = "test_dir" if by_dir else f"hash < {settings['split']['test_fraction']}"
     log.info(
         f"split ({rule}): {counts.get('train', 0)} training, {counts.get('test', 0)} held-out source images"
     )

@@ -14,7 +14,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from omnitrain.config import OMNIPOSE_FLAGS
-from omnitrain.manifest import digest, files_of, sha256, write_json
+from omnitrain.hashing import sha256
+from omnitrain.layout import save_path_of
+from omnitrain.manifest import digest, files_of, write_json
 from omnitrain.resume import Interrupted, ResumableTraining
 from omnitrain.runlog import get_logger, route_omnipose
 from omnitrain.training import (
@@ -50,7 +52,7 @@ def main(sm) -> None:
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])
-    cfg = sm.config
+    cfg = sm.params.settings
     out = sm.output
     try:
         gpu, device = resolve_device(cfg["use_gpu"])
@@ -68,7 +70,7 @@ def main(sm) -> None:
     log.info(f"training set: {len(ts.images)} image(s) from {sm.input.trainset}")
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
-    save_path = str(Path(out.model).parent.parent)
+    save_path = str(save_path_of(out.model))
     netstr = Path(out.model).name
     # Full checkpoints beside the model (not a declared output: Snakemake keeps it when the job fails);
     # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
@@ -104,7 +106,8 @@ def main(sm) -> None:
         "dim": found["dim"],
         "diam_mean": float(model.diam_mean),
         "tyx": list(train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]]),
-        "flags": {k: cfg[k] for k in OMNIPOSE_FLAGS},
+        "flags": {k: v for k, v in cfg.items() if k in OMNIPOSE_FLAGS},
+        "settings": cfg,
         "seed": cfg["pipeline"]["seed"],
         "pretrained_model": {"path": pretrained, "sha256": sha256(pretrained)} if pretrained else None,
         "training_set": {

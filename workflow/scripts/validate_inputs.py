@@ -12,11 +12,12 @@ from omnitrain.validation import summary_text, validate_folder
 
 
 def main(sm) -> None:
-    folder = sm.params.settings["dir"]
-    table, problems = validate_folder(sm.config, folder)
-    test_dir = sm.params.settings["test_dir"]
+    settings = sm.params.settings
+    folder = settings["dir"]
+    table, problems = validate_folder(settings, folder)
+    test_dir = settings["test_dir"]
     if test_dir:
-        test_table, test_problems = validate_folder(sm.config, test_dir, min_pairs=1)
+        test_table, test_problems = validate_folder(settings, test_dir, min_pairs=1)
         table = pd.concat([table.assign(set="train"), test_table.assign(set="test")], ignore_index=True)
         problems += test_problems
         folder = f"{folder} and {test_dir}"

@@ -58,7 +58,7 @@ def omnipose_check(folder: Path, pairs) -> list[Problem]:
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
-    cfg = sm.config
+    cfg = sm.params.settings
     folder = Path(sm.input.trainset)
     # The pipeline's own output: every channel as written (channel axis first when there are several).
     settings = replace(
@@ -68,7 +68,7 @@ def main(sm) -> None:
     )
     found = discover(folder)
     table, problems = validate_pairs(found, settings, min_pairs=1)  # one packed image can be enough
-    if sm.params.keep_empty:  # tiles without objects were kept on purpose as negative examples
+    if cfg["tiling"]["keep_empty"]:  # tiles without objects were kept on purpose as negative examples
         problems = [
             Problem("warning", p.file, p.code, p.what, "kept because tiling.keep_empty is true")
             if p.code == "empty-labels"

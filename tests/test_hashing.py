@@ -7,9 +7,9 @@ import os
 import time
 
 import pytest
+from omnitrain.versions import HashCache, code_digest, version_id
 
 from omnitrain import registry, versions
-from omnitrain.versions import HashCache, code_digest, version_id
 
 
 def test_version_id_is_stable_and_depends_on_every_part():

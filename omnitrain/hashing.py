@@ -1,9 +1,14 @@
-"""Content-derived versions: ids from input bytes, parameters and code, and a cache of file hashes.
+"""Hashing, the one module for it: sha256 of files (with a cache), of code, and version ids.
 
 A step's version is a short digest of everything that decides its outputs: the sha256 of the user's
 files it reads, the versions of the steps it reads from, its parameters and the digest of its code.
 Same inputs give the same id, so Snakemake finds the outputs already there; any change gives a new id,
 hence new paths, and the files of earlier versions are never touched.
+
+Code is digested from its syntax tree with docstrings removed (comments are not in the tree), so
+reformatting, comments and docstrings never re-version anything; a change of behaviour does. The
+tree's text form (``ast.dump``) is stable for one Python minor version: another Python is another
+environment, and may give other ids.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ def version_id(*parts) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:ID_LENGTH]
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -67,7 +73,7 @@ class HashCache:
         known = self.entries.get(key)
         if known is not None and known[0] == stamp:
             return known[1]
-        digest = _sha256(Path(key))
+        digest = sha256(key)
         self.hashed += 1
         if time.time() - st.st_mtime > RACY_SECONDS:
             self.entries[key] = (stamp, digest)
@@ -104,12 +110,29 @@ def _imported_modules(path: Path) -> set[str]:
     return {n for n in names if (PACKAGE / f"{n}.py").is_file()}
 
 
+def _without_docstrings(tree: ast.AST) -> ast.AST:
+    """The tree with the docstring of the module, of every class and of every function removed."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(getattr(first.value, "value", None), str):
+                node.body = node.body[1:] or [ast.Pass()]
+    return tree
+
+
+@cache
+def normalised_code(path: Path) -> str:
+    """A Python file's behaviour as text: its syntax tree without docstrings, positions or comments."""
+    tree = ast.parse(path.read_text(), str(path))
+    return ast.dump(_without_docstrings(tree), include_attributes=False)
+
+
 @cache
 def code_digest(*scripts: str) -> str:
-    """Digest of rule scripts (names in workflow/scripts) and every omnitrain module they use.
+    """Digest of rule scripts (names in workflow/scripts) and every omnitrain module they import.
 
-    Only the code a step runs counts: fixing the evaluation code gives a new evaluation version but
-    keeps the trained model's.
+    Only the code a step runs counts (fixing the evaluation code gives a new evaluation version but
+    keeps the trained model's), and only its behaviour: each file enters as :func:`normalised_code`.
     """
     files = {SCRIPTS / s for s in scripts}
     todo = list(files)
@@ -121,5 +144,5 @@ def code_digest(*scripts: str) -> str:
                 todo.append(module)
     h = hashlib.sha256()
     for path in sorted(files):
-        h.update(f"{path.parent.name}/{path.name}\0".encode() + path.read_bytes())
+        h.update(f"{path.parent.name}/{path.name}\0{normalised_code(path)}\0".encode())
     return h.hexdigest()[:16]

@@ -1,0 +1,313 @@
+"""The pipeline's steps, declared once: rules, scripts, envs, what each reads, settings and folders.
+
+Everything else is derived from :data:`STEPS`: each step's version id (:func:`step_versions`), its
+folder, its rules' logs and benchmark files (:func:`rule_logs`, :func:`rule_benchmarks`), the
+settings its rules receive (:func:`settings_of`), the links of a registered version, the inputs of
+``register`` and the default targets (:func:`registered`, :func:`default_targets`).
+workflow/rules/common.smk is the thin adapter between this table and Snakemake; the rule files only
+name paths inside the folders it gives them.
+
+A step's version covers its code (the scripts of its rules and the omnitrain modules they import,
+:func:`omnitrain.hashing.code_digest`), its rules' conda envs, its settings, the versions of the steps
+it reads, and its data (the user's files it reads). Its rules get exactly those settings as
+``params.settings`` and read nothing else of the config, so a version covers everything its scripts
+read: a key missing from a step's ``settings`` fails with KeyError in its script instead of being
+silently left out of the version.
+
+Adding a step: one :class:`Step` entry here (its rules, settings, reads, folder, targets), its rules
+in a workflow/rules/*.smk file, and one thin script per rule (README, "How to add a step").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .hashing import code_digest, version_id
+from .layout import IMAGE_FOLDER
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One Snakemake rule of a step: its script in workflow/scripts and its env in envs/."""
+
+    name: str
+    script: str
+    env: str
+    benchmark: bool = False  # Snakemake benchmark file (seconds, peak memory) for the version manifest
+
+
+def always(config: dict) -> bool:
+    return True
+
+
+def train_size(config: dict) -> bool:
+    return bool(config["train_size"])
+
+
+def use_size_model(config: dict) -> bool:
+    """Held-out images are rescaled by the size model (only meaningful with a nonzero diameter)."""
+    return bool(config["train_size"] and config["diameter"] > 0 and config["evaluation"]["use_size_model"])
+
+
+@dataclass(frozen=True)
+class Step:
+    """One versioned step.
+
+    ``settings`` are config keys (``a.b`` for nested ones) its rules read; ``reads`` the steps whose
+    versions it covers (``read_if`` makes a read depend on the config); ``data`` the name of the
+    parse-time data it covers (the user's files); ``per_image`` steps have one version per source
+    image. ``folder`` is formatted with the versions (per image: ``source`` and ``version``).
+    ``targets`` are (rule, output) pairs built by default; ``registers`` maps register's input names
+    to (rule, output); ``link`` puts the folder into the registered version's folder.
+    """
+
+    name: str
+    rules: tuple[Rule, ...]
+    folder: str
+    settings: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    read_if: dict[str, Callable[[dict], bool]] = field(default_factory=dict)
+    data: str | None = None
+    per_image: bool = False
+    enabled: Callable[[dict], bool] = always
+    targets: tuple[tuple[str, str], ...] = ()
+    registers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    link: bool = True
+
+    @property
+    def scripts(self) -> tuple[str, ...]:
+        return tuple(sorted({r.script for r in self.rules}))
+
+    @property
+    def envs(self) -> tuple[str, ...]:
+        return tuple(sorted({r.env for r in self.rules}))
+
+
+# Keys that decide how channels are selected (omnitrain/channels.py).
+CHANNELS = ("dim", "channel_axis", "chan", "chan2", "all_channels", "nchan", "channels")
+# The training flags (omnipose CLI names) and the pipeline's own training settings.
+TRAINING = (
+    "pretrained_model", "nchan", "nclasses", "dim", "diameter", "learning_rate", "RAdam", "batch_size",
+    "n_epochs", "tyx", "save_every", "save_each", "dataloader", "num_workers", "min_train_masks",
+    "use_gpu", "pipeline.seed", "training", "tiling.keep_empty",
+)  # fmt: skip
+
+PREPARE = Rule("prepare_images", "prepare_images.py", "preprocess")
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "validation",
+        (Rule("validate_inputs", "validate_inputs.py", "preprocess"),),
+        folder="validation/{validation}",
+        settings=("dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "tyx", "validation")
+        + CHANNELS,
+        data="input_files",
+        targets=(("validate_inputs", "summary"),),
+        registers={"validation": ("validate_inputs", "table")},
+    ),
+    Step(
+        "split",
+        (Rule("split", "split.py", "preprocess"),),
+        folder="splits/{split}",
+        settings=("split", "pipeline.seed", "test_dir"),
+        data="sources",
+        registers={"split": ("split", "table")},
+    ),
+    Step(
+        "train_image",
+        (PREPARE,),
+        folder=IMAGE_FOLDER,
+        settings=(*CHANNELS, "validation.max_split_fraction", "tiling", "packing"),
+        data="train_images",
+        per_image=True,
+        link=False,
+    ),
+    Step(
+        "heldout_image",
+        (PREPARE,),
+        folder=IMAGE_FOLDER,
+        settings=(*CHANNELS, "validation.max_split_fraction"),
+        data="test_images",
+        per_image=True,
+        link=False,
+    ),
+    Step(
+        "trainset",
+        (Rule("pack", "pack.py", "preprocess", benchmark=True), Rule("preview", "preview.py", "preprocess")),
+        folder="trainsets/{trainset}",
+        settings=("tiling", "packing"),
+        reads=("train_image",),
+        targets=(("preview", "preview"),),
+        registers={"trainset": ("pack", "stats")},
+    ),
+    Step(
+        "check",
+        (Rule("validate_training_set", "validate_training_set.py", "omnipose"),),
+        folder="trainsets/{trainset}/checks/{check}",
+        settings=("tyx", "validation", "tiling.keep_empty", *CHANNELS),
+        reads=("trainset",),
+        targets=(("validate_training_set", "summary"),),
+        registers={"checked": ("validate_training_set", "table")},
+    ),
+    Step(
+        "heldout",
+        (Rule("heldout_set", "heldout_set.py", "preprocess"),),
+        folder="heldout/{heldout}",
+        reads=("heldout_image",),
+        targets=(("heldout_set", "heldout"),),
+    ),
+    Step(
+        "model",
+        (Rule("train", "train.py", "omnipose", benchmark=True),),
+        folder="models/{model}",
+        settings=TRAINING,
+        reads=("trainset", "check"),  # train reads the check's table: a new check is a new model version
+        data="pretrained",
+        targets=(("train", "card"), ("train", "curve")),
+        registers={"card": ("train", "card"), "model_file": ("train", "model")},
+    ),
+    Step(
+        "size_model",
+        (Rule("fit_size_model", "fit_size_model.py", "omnipose", benchmark=True),),
+        folder="size_models/{size_model}",
+        settings=("size_model", "diameter", "batch_size", "use_gpu", "pipeline.seed"),
+        reads=("model", "trainset", "heldout"),
+        enabled=train_size,
+        targets=(("fit_size_model", "size"), ("fit_size_model", "heldout")),
+        registers={"size_model_file": ("fit_size_model", "size")},
+    ),
+    Step(
+        "evaluation",
+        (
+            Rule("predict_heldout", "predict_heldout.py", "omnipose", benchmark=True),
+            Rule("evaluate", "evaluate.py", "omnipose", benchmark=True),
+        ),
+        folder="evaluations/{evaluation}",
+        settings=("evaluation", "use_gpu", "train_size", "diameter"),
+        reads=("model", "heldout", "size_model"),
+        read_if={"size_model": use_size_model},
+        targets=(("evaluate", "summary"), ("evaluate", "ap_curve"), ("evaluate", "overlays")),
+        registers={"scores": ("evaluate", "scores"), "per_image": ("evaluate", "per_image")},
+    ),
+    Step(
+        "version",
+        (Rule("register", "register.py", "preprocess"), Rule("registry", "registry.py", "preprocess")),
+        folder="versions/{version}",
+        settings=("train_size",),
+        reads=("validation", "split", "trainset", "check", "heldout", "model", "size_model", "evaluation"),
+        targets=(("registry", "table"),),
+        link=False,
+    ),
+)
+
+STEP = {s.name: s for s in STEPS}
+#: The step a rule belongs to (prepare_images belongs to both per-image steps: it has no single one).
+STEP_OF_RULE = {r.name: s.name for s in STEPS if not s.per_image for r in s.rules}
+
+
+def enabled_steps(config: dict) -> list[Step]:
+    return [s for s in STEPS if s.enabled(config)]
+
+
+def reads_of(step: Step, config: dict) -> list[str]:
+    """The steps whose versions ``step`` covers under ``config`` (disabled steps left out)."""
+    return [r for r in step.reads if STEP[r].enabled(config) and step.read_if.get(r, always)(config)]
+
+
+def project(config: dict, keys) -> dict:
+    """The part of ``config`` named by ``keys`` (``a.b`` for nested keys), nested as in the config."""
+    out: dict = {}
+    for key in keys:
+        *parents, last = key.split(".")
+        source, target = config, out
+        for part in parents:
+            source = source[part]
+            target = target.setdefault(part, {})
+        target[last] = source[last]
+    return out
+
+
+def settings_of(step: Step, config: dict) -> dict:
+    """What the step's rules read of the config (and all that its version covers of it).
+
+    The registered version's settings also hold every other enabled step's settings, under "steps"."""
+    settings = project(config, step.settings)
+    if step.name == "version":
+        settings["steps"] = {s.name: settings_of(s, config) for s in enabled_steps(config) if s is not step}
+    return settings
+
+
+def step_versions(config: dict, data: dict, envs: dict[str, str], code=code_digest) -> dict:
+    """{step: version id} of every enabled step, per-image steps as {source id: version id}.
+
+    ``data`` holds what the steps' ``data`` names: {name: value}, for per-image steps {source id:
+    record}; ``envs`` the digest of each conda env file.
+    """
+    versions: dict = {}
+    for step in enabled_steps(config):
+        parts = (
+            step.name,
+            code(*step.scripts),
+            {e: envs[e] for e in step.envs},
+            settings_of(step, config),
+            {r: versions[r] for r in reads_of(step, config)},
+        )
+        if step.per_image:
+            versions[step.name] = {sid: version_id(*parts, rec) for sid, rec in data[step.data].items()}
+        else:
+            versions[step.name] = version_id(*parts, data.get(step.data) if step.data else None)
+    return versions
+
+
+def downstream(names, config: dict) -> set[str]:
+    """The enabled steps whose versions depend on any of ``names``, these included."""
+    found = set(names)
+    for step in enabled_steps(config):
+        if any(r in found for r in reads_of(step, config)):
+            found.add(step.name)
+    return found
+
+
+def step_folders(results: str, versions: dict) -> dict[str, str]:
+    """{step: its folder} of the enabled steps that are not per image."""
+    return {
+        name: f"{results}/{STEP[name].folder.format(**versions)}"
+        for name, v in versions.items()
+        if not STEP[name].per_image
+    }
+
+
+def rule_logs(results: str, versions: dict) -> dict[str, str]:
+    """{rule: its log file}, ``<results>/logs/<rule>/<its step's version>.log``."""
+    return {
+        rule: f"{results}/logs/{rule}/{versions[step]}.log"
+        for rule, step in STEP_OF_RULE.items()
+        if step in versions
+    }
+
+
+def rule_benchmarks(results: str, versions: dict) -> dict[str, str]:
+    """{rule: its Snakemake benchmark file}, for the rules that keep one."""
+    return {
+        r.name: f"{results}/benchmarks/{r.name}/{versions[s.name]}.tsv"
+        for s in STEPS
+        if s.name in versions and not s.per_image
+        for r in s.rules
+        if r.benchmark
+    }
+
+
+def version_links(folders: dict[str, str]) -> dict[str, str]:
+    """{name: folder} of the parts linked from a registered version's folder."""
+    return {name: folder for name, folder in folders.items() if STEP[name].link}
+
+
+def registered(config: dict) -> dict[str, tuple[str, str]]:
+    """register's inputs: {name: (rule, output)} of every enabled step."""
+    return {k: v for s in enabled_steps(config) for k, v in s.registers.items()}
+
+
+def default_targets(config: dict) -> list[tuple[str, str]]:
+    """(rule, output) of what ``snakemake`` builds by default."""
+    return [t for s in enabled_steps(config) for t in s.targets]
