@@ -120,10 +120,14 @@ def _without_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-@cache
 def normalised_code(path: Path) -> str:
     """A Python file's behaviour as text: its syntax tree without docstrings, positions or comments."""
-    tree = ast.parse(path.read_text(), str(path))
+    return _normalised(Path(path).read_text(), str(path))
+
+
+@cache
+def _normalised(source: str, filename: str) -> str:
+    tree = ast.parse(source, filename)
     return ast.dump(_without_docstrings(tree), include_attributes=False)
 
 

@@ -7,9 +7,9 @@ import os
 import time
 
 import pytest
-from omnitrain.versions import HashCache, code_digest, version_id
 
-from omnitrain import registry, versions
+from omnitrain import hashing, registry
+from omnitrain.hashing import HashCache, code_digest, version_id
 
 
 def test_version_id_is_stable_and_depends_on_every_part():
@@ -36,8 +36,8 @@ def test_hash_cache_reads_a_file_once_and_notices_edits(tmp_path, monkeypatch):
     cache.save()
     # A new cache from the file: same answer without reading the file.
     reads = []
-    real = versions._sha256
-    monkeypatch.setattr(versions, "_sha256", lambda p: reads.append(p) or real(p))
+    real = hashing.sha256
+    monkeypatch.setattr(hashing, "sha256", lambda p: reads.append(p) or real(p))
     warm = HashCache(cache_file)
     assert warm.sha256(f) == hashlib.sha256(b"one").hexdigest() and reads == []
     # Same size, new content and mtime: hashed again.
@@ -82,8 +82,8 @@ def test_code_digest_covers_the_script_and_the_modules_it_imports(tmp_path, monk
     (package / "alpha.py").write_text("from .beta import g\n")
     (package / "beta.py").write_text("X = 1\n")
     (package / "gamma.py").write_text("Y = 1\n")
-    monkeypatch.setattr(versions, "SCRIPTS", scripts)
-    monkeypatch.setattr(versions, "PACKAGE", package)
+    monkeypatch.setattr(hashing, "SCRIPTS", scripts)
+    monkeypatch.setattr(hashing, "PACKAGE", package)
 
     def digest():
         code_digest.cache_clear()
@@ -93,6 +93,48 @@ def test_code_digest_covers_the_script_and_the_modules_it_imports(tmp_path, monk
     (package / "gamma.py").write_text("Y = 2\n")  # not imported: same digest
     assert digest() == first
     (package / "beta.py").write_text("X = 2\n")  # imported through alpha: new digest
+    assert digest() != first
+
+
+DOCUMENTED = '''"""Module."""
+
+
+def f(x):
+    """Twice x."""
+    return 2 * x
+'''
+REFORMATTED = """'''Module, documented at length.'''
+# a comment
+
+def f(x):  # why
+    '''Two times x, in other words.'''
+    return (2 *
+            x)
+"""
+
+
+def test_code_digest_ignores_docstrings_comments_and_formatting(tmp_path, monkeypatch):
+    scripts, package = tmp_path / "scripts", tmp_path / "pkg"
+    scripts.mkdir()
+    package.mkdir()
+    (scripts / "step.py").write_text("from omnitrain.alpha import f\nf(1)\n")
+    module = package / "alpha.py"
+    module.write_text(DOCUMENTED)
+    monkeypatch.setattr(hashing, "SCRIPTS", scripts)
+    monkeypatch.setattr(hashing, "PACKAGE", package)
+
+    def digest():
+        code_digest.cache_clear()
+        return code_digest("step.py")
+
+    first = digest()
+    module.write_text(REFORMATTED)
+    assert digest() == first
+    module.write_text("def f(x):\n    return 3 * x\n")  # behaviour
+    assert digest() != first
+    module.write_text("def f(x):\n    return 2 * x\n\n\nDEBUG = False\n")  # a new name is behaviour too
+    assert digest() != first
+    module.write_text("def f(x):\n    '''Only a docstring.'''\n")  # a body of docstring alone: not f above
     assert digest() != first
 
 
