@@ -86,7 +86,21 @@ class Discovery:
 
     def problems(self, min_pairs: int = 2) -> list[Problem]:
         """Naming problems: the ones that need no pixel to be read."""
-        out: list[Problem] = []
+        out = self._unlabeled_problems() + self._label_file_problems() + self._other_file_warnings()
+        if len(self.pairs) < min_pairs:
+            out.append(
+                error(
+                    self.root,
+                    "too-few-pairs",
+                    f"{len(self.pairs)} image/label pair(s) found; training needs at least {min_pairs}",
+                    f"check dir, img_filter ('{self.img_filter}'), mask_filter ('{self.mask_filter}') and"
+                    " look_one_level_down against the file names in the folder",
+                )
+            )
+        return out
+
+    def _unlabeled_problems(self) -> list[Problem]:
+        """Images without a label file, each with the likely misnamed label file to rename."""
         mf = self.mask_filter
         hints = {}
         for image in self.unlabeled:
@@ -95,6 +109,7 @@ class Discovery:
         # A misnamed label (b_mask.tif for b.tif) is itself taken for an image: its own problem
         # is the rename hint of the image it belongs to, so it is not listed twice.
         hinted = {image.parent / h for h in hints.values() if h}
+        out = []
         for image in self.unlabeled:
             if image in hinted:
                 continue
@@ -106,13 +121,18 @@ class Discovery:
                 fix += f" (is {hint} meant to be {base}{mf}{Path(hint).suffix}? rename it)"
             fix += ", or move the image out of the training folder"
             out.append(error(image, "image-without-label", "image has no label file", fix))
+        return out
+
+    def _label_file_problems(self) -> list[Problem]:
+        """Labels without an image, several labels for one image, shared base names, JPEG labels."""
+        out = []
         for label in self.orphan_labels:
             out.append(
                 error(
                     label,
                     "label-without-image",
                     f"label file has no image: no <base>{self.img_filter}.<png|jpg|jpeg|tif|tiff>"
-                    f" whose base gives this name with mask_filter '{mf}'",
+                    f" whose base gives this name with mask_filter '{self.mask_filter}'",
                     "rename it to match its image, add the image, or move the label out of the folder",
                 )
             )
@@ -147,34 +167,28 @@ class Discovery:
                     "export the label matrix again as .tif or .png (lossless)",
                 )
             )
-        for links in self.orphan_links:
-            out.append(
-                warning(
-                    links,
-                    "links-without-image",
-                    "links file has no image with this base; it is not used",
-                    "rename it to <base>_links.txt of its image, or remove it",
-                )
+        return out
+
+    def _other_file_warnings(self) -> list[Problem]:
+        """Files that Omnipose will not use: stray links files, upper-case extensions."""
+        out = [
+            warning(
+                links,
+                "links-without-image",
+                "links file has no image with this base; it is not used",
+                "rename it to <base>_links.txt of its image, or remove it",
             )
-        for path in self.ignored_case:
-            out.append(
-                warning(
-                    path,
-                    "upper-case-extension",
-                    "ignored: Omnipose matches file extensions in lower case only",
-                    f"rename it to end in {path.suffix.lower()}",
-                )
+            for links in self.orphan_links
+        ]
+        out += [
+            warning(
+                path,
+                "upper-case-extension",
+                "ignored: Omnipose matches file extensions in lower case only",
+                f"rename it to end in {path.suffix.lower()}",
             )
-        if len(self.pairs) < min_pairs:
-            out.append(
-                error(
-                    self.root,
-                    "too-few-pairs",
-                    f"{len(self.pairs)} image/label pair(s) found; training needs at least {min_pairs}",
-                    f"check dir, img_filter ('{self.img_filter}'), mask_filter ('{mf}') and"
-                    " look_one_level_down against the file names in the folder",
-                )
-            )
+            for path in self.ignored_case
+        ]
         return out
 
 

@@ -85,87 +85,12 @@ def _few(values, n: int = 5) -> str:
 def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict, list[Problem], np.ndarray]:
     """Check a label matrix. Returns (statistics, problems, the label values present, 0 excluded)."""
     stats: dict = {"label_dtype": str(lab.dtype)}
-    problems: list[Problem] = []
-    empty = np.array([], dtype=np.int64)
-    dim = settings.dim
-    if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):
-        problems.append(
-            error(
-                path,
-                "colour-labels",
-                f"labels are a colour image {lab.shape} (each object painted in a colour),"
-                " not a label matrix",
-                "export the label matrix itself (one integer per object, 0 = background), e.g. as a"
-                " 16-bit TIFF from your annotation tool",
-            )
-        )
-        return stats, problems, empty
-    if lab.ndim != dim:
-        problems.append(
-            error(
-                path,
-                "label-dimensions",
-                f"labels have {lab.ndim} axes {lab.shape}; with dim = {dim} a label matrix has {dim}",
-                f"save one {dim}D label matrix per image (no channel or stack axis)",
-            )
-        )
-        return stats, problems, empty
-    if lab.dtype == bool:
-        problems.append(
-            error(
-                path,
-                "binary-mask",
-                "labels are a boolean (binary) mask, not a label matrix: touching cells cannot be told apart",
-                "save one integer per object (0 = background, 1..N = objects), e.g."
-                " skimage.measure.label(mask) if no cells touch, or re-export instance labels",
-            )
-        )
-        return stats, problems, empty
-    if not np.issubdtype(lab.dtype, np.integer):
-        if not np.issubdtype(lab.dtype, np.floating):
-            problems.append(
-                error(
-                    path,
-                    "label-dtype",
-                    f"labels have dtype {lab.dtype}, not integers",
-                    "save the label matrix as unsigned integers (uint16 or uint32)",
-                )
-            )
-            return stats, problems, empty
-        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
-            problems.append(
-                error(
-                    path,
-                    "float-labels",
-                    "labels are floating point with fractional or non-finite values: this is a"
-                    " probability map or an interpolated (resized) label image, not a label matrix",
-                    "save the integer label matrix; resize labels only with nearest-neighbour"
-                    " interpolation (order=0)",
-                )
-            )
-            return stats, problems, empty
-        lab = lab.astype(np.int64)
-    if lab.size and lab.min() < 0:
-        problems.append(
-            error(
-                path,
-                "negative-labels",
-                f"labels contain negative values (minimum {lab.min()})",
-                "use 0 for background and 1..N for objects (e.g. save as uint16/uint32)",
-            )
-        )
-        return stats, problems, empty
-
+    lab, problem = _as_integer_labels(lab, path, settings.dim)
+    if problem is not None:
+        return stats, [problem], np.array([], dtype=np.int64)
     flat = lab.ravel()
     top = int(flat.max()) if flat.size else 0
-    if top < 4 * flat.size + 1024:
-        counts = np.bincount(flat)
-        values = np.flatnonzero(counts)
-        areas = counts[values]
-    else:  # sparse huge ids: bincount would allocate max-label entries
-        values, areas = np.unique(flat, return_counts=True)
-    keep = values != 0
-    values, areas = values[keep], areas[keep]
+    values, areas = _label_areas(flat, top)
     n = len(values)
     fg = float(areas.sum()) / max(flat.size, 1)
     stats.update(
@@ -175,16 +100,15 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
         median_object_area=float(np.median(areas)) if n else 0.0,
     )
     if n == 0:
-        problems.append(
-            error(
-                path,
-                "empty-labels",
-                "label matrix has no objects (all background): Omnipose stops training with"
-                " 'Sparse or over-dense image detected'",
-                "draw the objects in this image, or remove the pair from the training folder",
-            )
+        problem = error(
+            path,
+            "empty-labels",
+            "label matrix has no objects (all background): Omnipose stops training with"
+            " 'Sparse or over-dense image detected'",
+            "draw the objects in this image, or remove the pair from the training folder",
         )
-        return stats, problems, values
+        return stats, [problem], values
+    problems: list[Problem] = []
     if path.suffix.lower() == ".png" and top >= 65535:
         problems.append(
             error(
@@ -195,32 +119,114 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
                 "save the label matrix as .tif (uint32) instead of .png",
             )
         )
+    split, pieces = _split_labels(lab, flat, top)
+    stats["split_labels"] = len(split)
+    problems += _split_problems(path, values, split, pieces, settings)
+    problems += _content_warnings(path, values, areas, fg, settings)
+    return stats, problems, values
+
+
+def _as_integer_labels(lab: np.ndarray, path: Path, dim: int) -> tuple[np.ndarray, Problem | None]:
+    """The labels as integers, or the error that says why they are no label matrix."""
+    if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):
+        return lab, error(
+            path,
+            "colour-labels",
+            f"labels are a colour image {lab.shape} (each object painted in a colour), not a label matrix",
+            "export the label matrix itself (one integer per object, 0 = background), e.g. as a"
+            " 16-bit TIFF from your annotation tool",
+        )
+    if lab.ndim != dim:
+        return lab, error(
+            path,
+            "label-dimensions",
+            f"labels have {lab.ndim} axes {lab.shape}; with dim = {dim} a label matrix has {dim}",
+            f"save one {dim}D label matrix per image (no channel or stack axis)",
+        )
+    if lab.dtype == bool:
+        return lab, error(
+            path,
+            "binary-mask",
+            "labels are a boolean (binary) mask, not a label matrix: touching cells cannot be told apart",
+            "save one integer per object (0 = background, 1..N = objects), e.g."
+            " skimage.measure.label(mask) if no cells touch, or re-export instance labels",
+        )
+    if not np.issubdtype(lab.dtype, np.integer):
+        if not np.issubdtype(lab.dtype, np.floating):
+            return lab, error(
+                path,
+                "label-dtype",
+                f"labels have dtype {lab.dtype}, not integers",
+                "save the label matrix as unsigned integers (uint16 or uint32)",
+            )
+        if not np.all(np.isfinite(lab)) or np.any(lab != np.round(lab)):
+            return lab, error(
+                path,
+                "float-labels",
+                "labels are floating point with fractional or non-finite values: this is a"
+                " probability map or an interpolated (resized) label image, not a label matrix",
+                "save the integer label matrix; resize labels only with nearest-neighbour"
+                " interpolation (order=0)",
+            )
+        lab = lab.astype(np.int64)
+    if lab.size and lab.min() < 0:
+        return lab, error(
+            path,
+            "negative-labels",
+            f"labels contain negative values (minimum {lab.min()})",
+            "use 0 for background and 1..N for objects (e.g. save as uint16/uint32)",
+        )
+    return lab, None
+
+
+def _dense(top: int, size: int) -> bool:
+    """Label values small enough for bincount (sparse huge ids would allocate max-label entries)."""
+    return top < 4 * size + 1024
+
+
+def _label_areas(flat: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The label values present (0 excluded) and the area of each."""
+    if _dense(top, flat.size):
+        counts = np.bincount(flat)
+        values = np.flatnonzero(counts)
+        areas = counts[values]
+    else:
+        values, areas = np.unique(flat, return_counts=True)
+    keep = values != 0
+    return values[keep], areas[keep]
+
+
+def _split_labels(lab: np.ndarray, flat: np.ndarray, top: int) -> tuple[np.ndarray, int]:
+    """The labels made of several separate pieces, and the number of pieces in all."""
     # Connected pieces of each label: skimage joins neighbouring pixels of EQUAL value only.
     # Face connectivity: a pixel that touches the rest of its label only at a corner counts as a
     # separate piece (a stray pixel is the usual annotation defect, e.g. in the DSB 2018 labels).
     pieces = connected_components(lab, background=0, connectivity=1)
     owner = np.zeros(int(pieces.max()) + 1, dtype=np.int64)
     owner[pieces.ravel()] = flat
-    per_label = np.bincount(owner[1:], minlength=top + 1) if top < 4 * flat.size + 1024 else None
-    if per_label is not None:
-        split = np.flatnonzero(per_label > 1)
+    if _dense(top, flat.size):
+        split = np.flatnonzero(np.bincount(owner[1:], minlength=top + 1) > 1)
     else:
         vals, cnt = np.unique(owner[1:], return_counts=True)
         split = vals[cnt > 1]
-    stats["split_labels"] = len(split)
+    return split, int(pieces.max())
+
+
+def _split_problems(path: Path, values, split, pieces: int, settings: Settings) -> list[Problem]:
+    """A binary or semantic mask (errors), or labels split into pieces (a warning)."""
+    n = len(values)
     if n == 1 and len(split) == 1:
-        problems.append(
+        return [
             error(
                 path,
                 "binary-mask",
-                f"labels are a binary mask: the single value {values[0]} covers"
-                f" {int(pieces.max())} separate objects",
+                f"labels are a binary mask: the single value {values[0]} covers {pieces} separate objects",
                 "save one integer per object (0 = background, 1..N = objects), e.g."
                 " skimage.measure.label(mask > 0) if no cells touch, or re-export instance labels",
             )
-        )
-    elif len(split) > settings.max_split_fraction * n:
-        problems.append(
+        ]
+    if len(split) > settings.max_split_fraction * n:
+        return [
             error(
                 path,
                 "semantic-mask",
@@ -229,9 +235,9 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
                 "give every object its own label value (instance labels), e.g. from your annotation"
                 " tool's instance export",
             )
-        )
-    elif len(split):
-        problems.append(
+        ]
+    if len(split):
+        return [
             warning(
                 path,
                 "split-labels",
@@ -239,9 +245,16 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
                 " trained as one object",
                 "give each piece its own label, or join the pieces, in the annotation tool",
             )
-        )
+        ]
+    return []
+
+
+def _content_warnings(path: Path, values, areas, fg: float, settings: Settings) -> list[Problem]:
+    """Few objects, mostly background, tiny objects: worth a look, not a reason to stop."""
+    out = []
+    n = len(values)
     if n < settings.min_objects:
-        problems.append(
+        out.append(
             warning(
                 path,
                 "few-objects",
@@ -250,7 +263,7 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
             )
         )
     if 1 - fg > settings.max_background_fraction:
-        problems.append(
+        out.append(
             warning(
                 path,
                 "mostly-background",
@@ -260,7 +273,7 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
         )
     tiny = values[areas < settings.min_object_area]
     if len(tiny):
-        problems.append(
+        out.append(
             warning(
                 path,
                 "tiny-objects",
@@ -269,7 +282,7 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
                 "delete them, or lower validation.min_object_area if they are real",
             )
         )
-    return stats, problems, values
+    return out
 
 
 def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) -> tuple[dict, list[Problem]]:

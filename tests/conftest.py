@@ -77,18 +77,19 @@ def good_folder(tmp_path) -> Path:
 
 
 def run_snakemake(
-    workdir: Path, config: dict, *options: str, targets=(), timeout: int = 900
+    workdir: Path, config: dict, *options: str, targets=(), timeout: int = 900, root: Path = ROOT
 ) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` (on top of config/config.yaml)."""
+    """Run the workflow (of the repository at ``root``) in ``workdir`` with ``config`` (on top of
+    config/config.yaml)."""
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(root / "Snakefile"), "--cores", "2"]
     cmd += [*options, "--configfile", "run.yaml"]
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
-def dry_run_jobs(workdir: Path, config: dict, *targets: str) -> dict[str, int]:
+def dry_run_jobs(workdir: Path, config: dict, *targets: str, root: Path = ROOT) -> dict[str, int]:
     """{rule: number of jobs} that a dry run would execute."""
-    run = run_snakemake(workdir, config, "-n", "--quiet", "rules", targets=targets)
+    run = run_snakemake(workdir, config, "-n", "--quiet", "rules", targets=targets, root=root)
     assert run.returncode == 0, run.stderr
     jobs = {}
     text = run.stdout + run.stderr

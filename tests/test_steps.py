@@ -103,7 +103,9 @@ def test_one_edited_image_changes_its_own_version_and_what_reads_it(config):
     edited["train_images"]["a"]["files"]["image"]["sha256"] = "3" * 64
     after = flat(step_versions(config, edited, ENVS))
     moved = {name for name in before if before[name] != after[name]}
-    assert moved == {"train_image/a", "trainset", "check", "model", "size_model", "evaluation", "version"}
+    assert moved == {
+        "train_image/a", "trainset", "check", "model", "size_model", "prediction", "evaluation", "version"
+    }  # fmt: skip
     assert before["heldout_image/b"] == after["heldout_image/b"] and before["heldout"] == after["heldout"]
 
 
@@ -123,8 +125,8 @@ def test_the_size_model_is_no_step_when_train_size_is_off(config):
     assert all(rule != "fit_size_model" for rule, _ in steps.default_targets(off))
     assert "size_model" not in settings_of(STEP["version"], off)["steps"]
     # Held-out rescaling by the size model needs a diameter: without one the evaluation does not read it.
-    assert "size_model" not in steps.reads_of(STEP["evaluation"], {**config, "diameter": 0})
-    assert "size_model" in steps.reads_of(STEP["evaluation"], config)
+    assert "size_model" not in steps.reads_of(STEP["prediction"], {**config, "diameter": 0})
+    assert "size_model" in steps.reads_of(STEP["prediction"], config)
 
 
 def schema_paths(schema, prefix=""):

@@ -42,7 +42,7 @@ def demo_run(tmp_path_factory):
 
 
 def test_demo_preprocessing_outputs(demo_run):
-    split = pd.read_csv(one(demo_run, "results/splits/*.tsv"), sep="\t")
+    split = pd.read_csv(one(demo_run, "results/splits/*/split.tsv"), sep="\t")
     train = sorted(split[split.role == "train"].source)
     test = sorted(split[split.role == "test"].source)
     assert train and test and not set(train) & set(test)
@@ -82,7 +82,7 @@ def test_same_inputs_give_byte_identical_outputs(demo_run, tmp_path):
 
 
 def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
-    split = pd.read_csv(one(demo_run, "results/splits/*.tsv"), sep="\t")
+    split = pd.read_csv(one(demo_run, "results/splits/*/split.tsv"), sep="\t")
     sid = sorted(split[split.role == "train"].source)[0]
     assert dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED) == {}
     path = demo_run / "demo" / f"{sid}_masks.tif"

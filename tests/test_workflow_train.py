@@ -117,7 +117,7 @@ def test_heldout_evaluation_tables_pictures_and_report(trained):
     per_image = pd.read_csv(ev / "per_image.tsv", sep="\t")
     assert sorted(per_image["image"]) == heldout and len(heldout) >= 1
     for name in heldout:
-        pred = tifffile.imread(ev / "predictions" / f"{name}_cp_masks.tif")
+        pred = tifffile.imread(latest(trained) / "prediction" / f"{name}_cp_masks.tif")
         true = tifffile.imread(held / f"{name}_masks.tif")
         assert pred.shape == true.shape
     assert (summary["tp"] + summary["fn"] == per_image["n_true"].sum()).all()
@@ -147,6 +147,42 @@ def test_rerun_with_nothing_changed_does_nothing(trained):
     assert dry_run_jobs(trained, CONFIG) == {}
 
 
+def copy_of_the_repository(to):
+    for part in ("Snakefile", "config", "envs", "omnitrain", "profiles", "workflow"):
+        src = ROOT / part
+        if src.is_dir():
+            shutil.copytree(src, to / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, to / part)
+    return to
+
+
+def edit(path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{old!r} is not once in {path}"
+    path.write_text(text.replace(old, new))
+
+
+def test_code_edits_rerun_exactly_the_steps_whose_behaviour_changed(trained, tmp_path):
+    """On a copy of the repository: the same versions (they do not depend on where the code lives);
+    a docstring and a comment edited in a library module plan nothing; a changed function plans the
+    steps whose code imports it, and what reads their outputs."""
+    repo = copy_of_the_repository(tmp_path / "repo")
+    assert dry_run_jobs(trained, CONFIG, root=repo) == {}
+    module = repo / "omnitrain" / "imageio.py"  # imported by nearly every step
+    edit(module, '"""Reading images', '"""Reading (and writing) images')
+    edit(module, "from pathlib import Path\n", "from pathlib import Path  # a new comment\n")
+    assert dry_run_jobs(trained, CONFIG, root=repo) == {}
+    # Behaviour: one function of omnitrain/evaluation.py, which only evaluate.py imports.
+    edit(
+        repo / "omnitrain" / "evaluation.py",
+        "threshold: float = 0.5) -> np.ndarray:",
+        "threshold: float = 0.6) -> np.ndarray:",
+    )
+    expected = {"evaluate": 1, "register": 1, "registry": 1, "all": 1}  # the predictions are kept
+    assert dry_run_jobs(trained, CONFIG, root=repo) == expected
+
+
 def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(trained):
     v1 = record(trained)
     manifest = json.loads((latest(trained) / "manifest.json").read_text())
@@ -157,7 +193,7 @@ def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(traine
         for path, digest in files.items()
     }
     assert len(old_files) > 20 and any("/models/" in p for p in old_files)
-    split = pd.read_csv(trained / v1["paths"]["split"], sep="\t")
+    split = pd.read_csv(trained / v1["paths"]["files"]["split"], sep="\t")
     sid = sorted(split[split.role == "train"].source)[0]
     mask = trained / "demo" / f"{sid}_masks.tif"
     original = mask.read_bytes()

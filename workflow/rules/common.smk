@@ -212,7 +212,7 @@ def prediction_inputs(wildcards):
         "card": rules.train.output.card,
         "heldout": rules.heldout_set.output.heldout,
     }
-    if "size_model" in reads_of(STEP["evaluation"], config):
+    if "size_model" in reads_of(STEP["prediction"], config):
         files["size_model"] = rules.fit_size_model.output.size
     return files
 

@@ -5,7 +5,7 @@ rule predict_heldout:
     input:
         unpack(prediction_inputs),
     output:
-        predictions=directory(f"{DIR['evaluation']}/predictions"),
+        predictions=directory(DIR["prediction"]),
     log:
         LOG["predict_heldout"],
     benchmark:
@@ -17,7 +17,7 @@ rule predict_heldout:
         gpu=GPUS,
         mem_mb=config["resources"]["train_mem_mb"],
     params:
-        settings=SETTINGS["evaluation"],
+        settings=SETTINGS["prediction"],
     script:
         "../scripts/predict_heldout.py"
 

@@ -56,6 +56,77 @@ def tile_stats(tiles: dict[Path, list[dict]]) -> dict:
     return {"raw_fg": fg / max(px, 1), "tiled_fg": kept_fg / max(kept_px, 1), "tile_cells": cells}
 
 
+def packed_set(crop_folders, tiles, p, out: Path):
+    """Every crop packed into ensemble images, plus the empty tiles kept as negative examples.
+
+    Returns (provenance rows, label images written, extra statistics)."""
+    crops = [c for folder in crop_folders for c in load_crops(folder)]
+    bins = assemble_bins(crops, p["bin_size"], p["rotation"])
+    rows = []
+    for i, b in enumerate(bins):
+        name = f"packed_{i:03d}"
+        image = b.image[0] if b.image.shape[0] == 1 else b.image
+        write_training_pair(out, name, image, b.labels, b.links or None)  # no empty links files
+        for r in b.rows:
+            rows.append({"image": name, **r, "label_map": json.dumps(r["label_map"], sort_keys=True)})
+    fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]
+    images = [b.labels for b in bins]
+    # Empty tiles kept on purpose (tiling.keep_empty) join the packed images as negative examples.
+    for folder, records in tiles.items():
+        for t in records:
+            if t["kept"] and t["empty"]:
+                for suffix in (".tif", "_masks.tif"):
+                    shutil.copyfile(folder / f"{t['name']}{suffix}", out / f"{t['name']}{suffix}")
+                images.append(read_array(out / f"{t['name']}_masks.tif"))
+                rows.append(
+                    {
+                        "image": t["name"],
+                        "source": t["source"],
+                        "tile": t["index"],
+                        "cells": 0,
+                        "label_map": "{}",
+                    }
+                )
+    extra = {
+        "crops": len(crops),
+        "bins": len(bins),
+        "bin_fill": fills,
+        "mean_bin_fill_but_last": float(np.mean(fills[:-1])) if len(fills) > 1 else None,
+        "crops_of_cut_cells": int(sum(c.split_cell for c in crops)),
+    }
+    return rows, images, extra
+
+
+def tiled_set(tiles, out: Path):
+    """With packing off: the kept tiles themselves. Returns (provenance rows, label images, extra)."""
+    rows = []
+    for folder, records in tiles.items():
+        for t in records:
+            if not t["kept"]:
+                continue
+            for suffix in (".tif", "_masks.tif", "_links.txt"):
+                src = folder / f"{t['name']}{suffix}"
+                if suffix != "_links.txt" or src.stat().st_size:
+                    shutil.copyfile(src, out / src.name)
+            (y0, y1), (x0, x1) = t["box"]
+            label_map = {v: int(k) for k, v in t["label_map"].items()}
+            rows.append(
+                {
+                    "image": t["name"],
+                    "source": t["source"],
+                    "tile": t["index"],
+                    "src_y0": y0,
+                    "src_x0": x0,
+                    "src_y1": y1,
+                    "src_x1": x1,
+                    "cells": t["objects"],
+                    "label_map": json.dumps(label_map, sort_keys=True),
+                }
+            )
+    images = [read_array(f) for f in sorted(out.glob("*_masks.tif"))]
+    return rows, images, {"tiles": len(rows)}
+
+
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     p = sm.params.settings["packing"]
@@ -65,71 +136,8 @@ def main(sm) -> None:
     parts = [x / "crops" for x in sources] if p["enabled"] else [x / "tiles" for x in sources]
     # Each source's tiles.json, read once: {tile folder: tile records}.
     tiles = {x / "tiles": json.loads((x / "tiles" / "tiles.json").read_text())["tiles"] for x in sources}
-    if p["enabled"]:
-        crops = [c for folder in parts for c in load_crops(folder)]
-        bins = assemble_bins(crops, p["bin_size"], p["rotation"])
-        rows = []
-        for i, b in enumerate(bins):
-            name = f"packed_{i:03d}"
-            image = b.image[0] if b.image.shape[0] == 1 else b.image
-            write_training_pair(out, name, image, b.labels, b.links or None)  # no empty links files
-            for r in b.rows:
-                rows.append({"image": name, **r, "label_map": json.dumps(r["label_map"], sort_keys=True)})
-        fills = [sum(r["height"] * r["width"] for r in b.rows) / p["bin_size"] ** 2 for b in bins]
-        images = [b.labels for b in bins]
-        # Empty tiles kept on purpose (tiling.keep_empty) join the packed images as negative examples.
-        for folder, records in tiles.items():
-            for t in records:
-                if t["kept"] and t["empty"]:
-                    for suffix in (".tif", "_masks.tif"):
-                        shutil.copyfile(folder / f"{t['name']}{suffix}", out / f"{t['name']}{suffix}")
-                    images.append(read_array(out / f"{t['name']}_masks.tif"))
-                    rows.append(
-                        {
-                            "image": t["name"],
-                            "source": t["source"],
-                            "tile": t["index"],
-                            "cells": 0,
-                            "label_map": "{}",
-                        }
-                    )
-        extra = {
-            "crops": len(crops),
-            "bins": len(bins),
-            "bin_fill": fills,
-            "mean_bin_fill_but_last": float(np.mean(fills[:-1])) if len(fills) > 1 else None,
-            "crops_of_cut_cells": int(sum(c.split_cell for c in crops)),
-        }
-    else:
-        rows = []
-        for folder, records in tiles.items():
-            for t in records:
-                if not t["kept"]:
-                    continue
-                for suffix in (".tif", "_masks.tif", "_links.txt"):
-                    src = folder / f"{t['name']}{suffix}"
-                    if suffix != "_links.txt" or src.stat().st_size:
-                        shutil.copyfile(src, out / src.name)
-                (y0, y1), (x0, x1) = t["box"]
-                rows.append(
-                    {
-                        "image": t["name"],
-                        "source": t["source"],
-                        "tile": t["index"],
-                        "src_y0": y0,
-                        "src_x0": x0,
-                        "src_y1": y1,
-                        "src_x1": x1,
-                        "cells": t["objects"],
-                        "label_map": json.dumps(
-                            {v: int(k) for k, v in t["label_map"].items()}, sort_keys=True
-                        ),
-                    }
-                )
-        images = [read_array(f) for f in sorted(out.glob("*_masks.tif"))]
-        extra = {"tiles": len(rows)}
-    table = pd.DataFrame(rows)
-    table.to_csv(sm.output.provenance, sep="\t", index=False)
+    rows, images, extra = packed_set(parts, tiles, p, out) if p["enabled"] else tiled_set(tiles, out)
+    pd.DataFrame(rows).to_csv(sm.output.provenance, sep="\t", index=False)
     stats = tile_stats(tiles)
     fg = sum(int((x > 0).sum()) for x in images)
     stats.update(
