@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .hashing import code_digest, version_id
 from .layout import IMAGE_FOLDER
@@ -318,6 +319,12 @@ def rule_benchmarks(results: str, versions: dict) -> dict[str, str]:
         for r in s.rules
         if r.benchmark
     }
+
+
+def results_of(file_in_folder: str, step: str) -> str:
+    """The results folder, from a file directly inside a step's folder (as Snakemake's lint wants:
+    a path parameter derived from an output, not a hard-coded prefix)."""
+    return str(Path(file_in_folder).parents[len(Path(STEP[step].folder).parts)])
 
 
 def version_links(folders: dict[str, str]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from omnitrain.steps import (
     enabled_steps,
     registered,
     reads_of,
+    results_of,
     rule_benchmarks,
     rule_logs,
     settings_of,

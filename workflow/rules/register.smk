@@ -27,7 +27,7 @@ rule register:
         version=VERSION,
         versions={k: v for k, v in V.items() if k != "version"},
         sources=register_sources(),
-        results=RESULTS,
+        results=lambda w, output: results_of(output.record, "version"),
         folders={k: v for k, v in DIR.items() if k != "version"},
         links=version_links(DIR),
         benchmarks=BENCHMARK,
@@ -47,6 +47,6 @@ rule registry:
         "../../envs/preprocess.yaml"
     params:
         version=VERSION,
-        results=RESULTS,
+        results=lambda w, output: str(Path(output.table).parent),
     script:
         "../scripts/registry.py"
