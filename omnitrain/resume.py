@@ -166,10 +166,15 @@ class ResumableTraining:
         os.replace(tmp, self.path)
         self._written = epoch
 
+    def save_progress(self) -> None:
+        """Write the state of the last completed epoch, if the checkpoint is older (training failed)."""
+        if self._snapshot is not None:
+            epoch, state = self._snapshot
+            if epoch >= 0 and epoch > self._written:
+                self._write(epoch, state)
+
     def _stop(self) -> None:
-        epoch, state = self._snapshot
-        if epoch >= 0 and epoch > self._written:
-            self._write(epoch, state)
+        self.save_progress()
         done = max(self._written, -1) + 1
         self.log.info(
             f"stop requested: {done} epoch(s) saved in {self.path}; run the workflow again to continue"

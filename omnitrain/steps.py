@@ -146,7 +146,16 @@ STEPS: tuple[Step, ...] = (
         "check",
         (Rule("validate_training_set", "validate_training_set.py", "omnipose"),),
         folder="trainsets/{trainset}/checks/{check}",
-        settings=("tyx", "validation", "tiling.keep_empty", *CHANNELS),
+        settings=(
+            "tyx",
+            "validation",
+            "tiling.keep_empty",
+            *CHANNELS,
+            "diameter",
+            "n_epochs",
+            "training.nimg_per_epoch",
+            "min_train_masks",
+        ),  # fmt: skip
         reads=("trainset",),
         targets=(("validate_training_set", "summary"),),
         registers={"checked": ("validate_training_set", "table")},

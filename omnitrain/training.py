@@ -118,6 +118,32 @@ class TrainingSet:
     files: list[str]
 
 
+SPARSE_FAILURE = re.compile(r"Sparse or over-dense image detected.*?Problematic index is: (\d+)", re.S)
+
+
+def sparse_failure(exc: BaseException, ts: TrainingSet, min_train_masks: int, sources: dict) -> str | None:
+    """The message for Omnipose's 'Sparse or over-dense image detected', naming the image; None for
+    any other error.
+
+    Omnipose's index counts the images it kept (at least min_train_masks objects, by the largest label);
+    ``sources`` maps a training image's file name (without extension) to the user's source image(s).
+    """
+    match = SPARSE_FAILURE.search(str(exc))
+    if not match:
+        return None
+    kept = [f for f, lab in zip(ts.files, ts.labels, strict=True) if int(lab.max()) >= min_train_masks]
+    index = int(match.group(1))
+    image = kept[index] if index < len(kept) else f"training image number {index}"
+    source = sources.get(Path(image).stem, "?")
+    return (
+        f"Omnipose gave up on the training image {image} (from {source}): 101 random crops in a row held"
+        " fewer than 2 label values ('Sparse or over-dense image detected').\n"
+        "fix: turn packing on (packing.enabled: true), use a larger tyx, crop the source image around its"
+        " cells or drop it, or lower validation.sparse_crop_risk so that validate_training_set refuses such"
+        " images before training"
+    )
+
+
 def load_training_set(folder: str | Path) -> TrainingSet:
     """The pipeline's training set folder (<base>.tif + <base>_masks.tif [+ _links.txt]) as arrays."""
     found = discover(folder)

@@ -96,6 +96,8 @@ def _source_files(src):
 
 # {sid: {"image"|"label"|"links": {"path", "name" (relative to its folder), "sha256"} | None}}
 SOURCE_FILES = {sid: _source_files(src) for sid, src in SOURCES.items()}
+# The user's image file of each training source (named in messages about the images made from it).
+TRAIN_IMAGE_FILES = {s: SOURCE_FILES[s]["image"]["path"] for s in TRAIN}
 PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
 PRETRAINED_FILES = [[p, HASHES.sha256(p)] for p in PRETRAINED if Path(p).is_file()]
 HASHES.save()

@@ -76,6 +76,7 @@ rule preview:
 rule validate_training_set:
     input:
         trainset=rules.pack.output.trainset,
+        provenance=rules.pack.output.provenance,
     output:
         table=f"{DIR['check']}/validation.tsv",
         summary=report(
@@ -89,6 +90,7 @@ rule validate_training_set:
         "../../envs/omnipose.yaml"
     params:
         settings=SETTINGS["check"],
+        sources=TRAIN_IMAGE_FILES,
     script:
         "../scripts/validate_training_set.py"
 

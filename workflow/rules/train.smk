@@ -4,6 +4,7 @@
 rule train:
     input:
         trainset=rules.pack.output.trainset,
+        provenance=rules.pack.output.provenance,
         checked=rules.validate_training_set.output.table,
         pretrained=[ancient(x) for x in PRETRAINED],
     output:
@@ -29,6 +30,7 @@ rule train:
     params:
         settings=SETTINGS["model"],
         version=V["model"],
+        sources=TRAIN_IMAGE_FILES,
     script:
         "../scripts/train.py"
 

@@ -19,6 +19,7 @@ from omnitrain.layout import save_path_of
 from omnitrain.manifest import digest, files_of, write_json
 from omnitrain.resume import Interrupted, ResumableTraining
 from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.sparsity import source_names
 from omnitrain.training import (
     DEFAULT_TYX,
     EpochRecorder,
@@ -29,6 +30,7 @@ from omnitrain.training import (
     model_kwargs,
     resolve_device,
     seed_everything,
+    sparse_failure,
     train_kwargs,
 )
 
@@ -86,6 +88,15 @@ def main(sm) -> None:
         )
     except Interrupted as exc:
         sys.stderr.write(f"\n{exc}: run the workflow again to continue from there\n")
+        sys.exit(1)
+    except ValueError as exc:
+        names = source_names(sm.input.provenance, sm.params.sources)
+        message = sparse_failure(exc, ts, cfg["min_train_masks"], names)
+        if message is None:
+            raise
+        resumable.save_progress()
+        log.info(message)
+        sys.stderr.write(f"\n{message}\nThe checkpoint of the last finished epoch is kept.\n")
         sys.exit(1)
     finally:
         omnipose_log.removeHandler(recorder)

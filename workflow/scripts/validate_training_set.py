@@ -15,6 +15,8 @@ from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
 from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.sparsity import source_names, sparse_image_problems
+from omnitrain.training import DEFAULT_TYX
 from omnitrain.validation import Settings, summary_text, validate_pairs
 
 
@@ -56,6 +58,37 @@ def omnipose_check(folder: Path, pairs) -> list[Problem]:
     return out
 
 
+def sparse_check(pairs, table, cfg, provenance, sources, log) -> list[Problem]:
+    """Training images Omnipose would likely give up on ('Sparse or over-dense image detected')."""
+    from omnitrain.sizemodel import diameters
+
+    names = source_names(provenance, sources)
+    images = {}
+    for pair in pairs:
+        labels = read_array(pair.label)
+        diameter = float(diameters([labels])[0]) if cfg["diameter"] else 0.0
+        images[str(pair.image)] = {
+            "labels": labels,
+            "diameter": diameter,
+            "source": names.get(pair.base, "?"),
+        }
+    tyx = tuple(cfg["tyx"] or DEFAULT_TYX[cfg["dim"]])
+    found, problems = sparse_image_problems(
+        images,
+        tyx,
+        float(cfg["diameter"]),
+        cfg["n_epochs"],
+        cfg["training"]["nimg_per_epoch"],
+        cfg["min_train_masks"],
+        cfg["validation"]["sparse_crop_risk"],
+    )
+    table["sparse_crop_chance"] = [round(found[i][0], 4) if i in found else None for i in table["image"]]
+    table["sparse_failures"] = [float(f"{found[i][1]:.3g}") if i in found else None for i in table["image"]]
+    worst = max(found.values(), default=(0.0, 0.0))
+    log.info(f"sparse-image check: {len(found)} image(s), largest uniform-crop chance {worst[0]:.3f}")
+    return problems
+
+
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     cfg = sm.params.settings
@@ -75,6 +108,10 @@ def main(sm) -> None:
             else p
             for p in problems
         ]
+    if cfg["tiling"]["keep_empty"]:
+        log.info("sparse-image check skipped: tiling.keep_empty lets Omnipose train on blank crops")
+    elif found.pairs:
+        problems += sparse_check(found.pairs, table, cfg, sm.input.provenance, sm.params.sources, log)
     if found.pairs:
         problems += omnipose_check(folder, found.pairs)
     summary = summary_text(table, problems, f"Validation of the produced training set {folder}")
