@@ -136,10 +136,11 @@ def sparse_image_problems(
                 error(
                     path,
                     "sparse-image",
-                    f"{p:.1%} of Omnipose's random {'x'.join(map(str, tyx))} crops of this training image"
-                    f" (from {item['source']}) hold fewer than 2 label values: over the {crops:.0f} crops of it in"
-                    f" training, Omnipose is expected to give up on it {expected:.3g} time(s) ('Sparse or"
-                    f" over-dense image detected'; validation.sparse_crop_risk is {risk:g}, i.e. at most"
+                    f"{p:.1%} of Omnipose's random {'x'.join(map(str, tyx))} crops of this training"
+                    f" image (from {item['source']}) hold fewer than 2 label values: over the"
+                    f" {crops:.0f} crops of it in training, Omnipose is expected to give up on it"
+                    f" {expected:.3g} time(s) ('Sparse or over-dense image detected';"
+                    f" validation.sparse_crop_risk is {risk:g}, i.e. at most"
                     f" {largest_uniform_chance(risk, crops):.1%} uniform crops)",
                     "turn packing on (packing.enabled: true packs dense crops of cell clusters), use a larger"
                     f" tyx, crop {item['source']} around its cells, or drop it from the training folder",
