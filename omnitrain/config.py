@@ -55,6 +55,56 @@ class ConfigError(ValueError):
     """The configuration cannot be used; the message lists every reason."""
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader (no ``!!python`` tag is ever resolved) that refuses duplicate keys."""
+
+
+def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' appears twice (first on line {seen[key]})", key_node.start_mark
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
+
+
+def _key_on_line(path: Path, line: int) -> str:
+    text = path.read_text().splitlines()
+    found = text[line - 1].split(":", 1)[0].strip(" -") if 0 < line <= len(text) else ""
+    return f" (key '{found}')" if found else ""
+
+
+def check_config_files(paths) -> None:
+    """Read each config file again with a strict safe loader: a key given twice (YAML keeps the last
+    one silently) or a ``!!python`` tag (Snakemake's own loader resolves it) is a ConfigError naming
+    the file, the line and the key. Snakemake has read the files before the workflow runs; this
+    makes sure that what it read is what the user meant."""
+    msgs = []
+    for path in map(Path, paths):
+        try:
+            yaml.load(path.read_text(), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        except yaml.constructor.ConstructorError as exc:
+            line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+            if "appears twice" in str(exc.problem):
+                msgs.append(f"{path}, line {line}: {exc.problem}: keep one of them")
+            else:
+                msgs.append(
+                    f"{path}, line {line}{_key_on_line(path, line)}: {exc.problem}; a config holds plain"
+                    " values only (text, numbers, true/false, null, lists, sections): remove the tag"
+                )
+        except yaml.YAMLError as exc:
+            msgs.append(f"{path}: not valid YAML: {exc}")
+    if msgs:
+        raise ConfigError(_message(msgs))
+
+
 def load_schema(path: str | Path = SCHEMA) -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh)
@@ -117,6 +167,63 @@ def _normalise(config: dict) -> None:
     if isinstance(tyx, str):
         with contextlib.suppress(ValueError):  # left as a string: cross_checks names it
             config["tyx"] = [int(v) for v in tyx.split(",")]
+
+
+_TRUE, _FALSE, _NULL = ("true", "yes", "on"), ("false", "no", "off"), ("null", "none", "~")
+
+
+def _types(sub: dict) -> set:
+    """The JSON types a schema entry allows (its ``type``, or the types of its ``enum`` values)."""
+    kinds = sub.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    for value in sub.get("enum", []):
+        kinds.add(
+            {bool: "boolean", int: "integer", float: "number", type(None): "null"}.get(type(value), "string")
+        )
+    return kinds
+
+
+def _coerced(text: str, sub: dict):
+    """A command-line string as the type its key wants, or the string itself when it is no such value."""
+    kinds, word = _types(sub), text.strip().lower()
+    if "string" in kinds and (not sub.get("enum") or text in sub["enum"]):
+        return text  # a string is valid here: keep it
+    if "boolean" in kinds and word in _TRUE + _FALSE:
+        return word in _TRUE
+    if "null" in kinds and word in _NULL:
+        return None
+    if "integer" in kinds and re.fullmatch(r"[+-]?\d+", word):
+        return int(word)
+    if "number" in kinds:
+        with contextlib.suppress(ValueError):
+            return float(word)
+    return text
+
+
+def coerce_strings(config: dict, schema: dict) -> None:
+    """Turn strings into the type their key wants, nested keys too: Snakemake keeps ``--config
+    RAdam=true`` as the string 'true', which people type for booleans (and 'no', 'null', '3')."""
+    props = schema.get("properties", {})
+    for key, value in config.items():
+        sub = props.get(key)
+        if sub is None:
+            continue
+        if isinstance(value, dict) and sub.get("type") == "object":
+            coerce_strings(value, sub)
+        elif isinstance(value, str):
+            config[key] = _coerced(value, sub)
+
+
+def _spelling(sub: dict) -> str:
+    """How to write a valid value of a schema entry, for the message."""
+    kinds = _types(sub)
+    if sub.get("enum"):
+        return "one of " + ", ".join(yaml.safe_dump(v).splitlines()[0] for v in sub["enum"])
+    words = {"boolean": "true or false", "integer": "a whole number", "number": "a number"}
+    words |= {"null": "null", "string": "text", "array": "a list such as [224, 224]"}
+    return " or ".join(
+        words[k] for k in ("boolean", "integer", "number", "array", "string", "null") if k in kinds
+    )
 
 
 def cross_checks(config: dict) -> list[str]:
@@ -199,6 +306,7 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
     msgs = unknown_keys(config, schema)
     _drop_unknown(config, schema)
     _normalise(config)
+    coerce_strings(config, schema)
     type_msgs = schema_errors(config, schema)
     msgs += type_msgs
     if not type_msgs:
@@ -227,7 +335,15 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     msgs = []
     for err in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path)):
         key = ".".join(str(p) for p in err.path) or "the config"
-        msgs.append(f"{key}: {err.message}")
+        sub = schema
+        for part in err.path:
+            sub = (
+                sub.get("properties", {}).get(str(part), {})
+                if isinstance(part, str)
+                else sub.get("items", {})
+            )
+        fix = _spelling(sub) if err.validator in ("type", "enum") and _types(sub) else ""
+        msgs.append(f"{key}: {err.message}" + (f"; write {fix}" if fix else ""))
     return msgs
 
 

@@ -71,6 +71,7 @@ class Discovery:
     lossy_labels: list[Path] = field(default_factory=list)
     orphan_links: list[Path] = field(default_factory=list)
     ignored_case: list[Path] = field(default_factory=list)
+    dangling_links: list[Path] = field(default_factory=list)
     img_filter: str = ""
     mask_filter: str = "_masks"
 
@@ -86,7 +87,8 @@ class Discovery:
 
     def problems(self, min_pairs: int = 2) -> list[Problem]:
         """Naming problems: the ones that need no pixel to be read."""
-        out = self._unlabeled_problems() + self._label_file_problems() + self._other_file_warnings()
+        out = self._unlabeled_problems() + self._dangling_link_problems() + self._label_file_problems()
+        out += self._other_file_warnings()
         if len(self.pairs) < min_pairs:
             out.append(
                 error(
@@ -109,16 +111,17 @@ class Discovery:
         # A misnamed label (b_mask.tif for b.tif) is itself taken for an image: its own problem
         # is the rename hint of the image it belongs to, so it is not listed twice.
         hinted = {image.parent / h for h in hints.values() if h}
+        dangling = set(self.dangling_links)
         out = []
         for image in self.unlabeled:
-            if image in hinted:
-                continue
             base = _base_of(image, self.img_filter)
-            tried = ", ".join(f"{base}{mf}{ext}" for ext in LABEL_EXTENSIONS)
-            hint = hints[image]
+            wanted = [image.parent / f"{base}{mf}{ext}" for ext in LABEL_EXTENSIONS]
+            if image in hinted or dangling.intersection(wanted):  # its own problem says it all
+                continue
+            tried = ", ".join(p.name for p in wanted)
             fix = f"add its label matrix as one of {tried} in {image.parent}"
-            if hint:
-                fix += f" (is {hint} meant to be {base}{mf}{Path(hint).suffix}? rename it)"
+            if hints[image]:
+                fix += f" ({_label_name_hint(hints[image], f'{base}{mf}')})"
             fix += ", or move the image out of the training folder"
             out.append(error(image, "image-without-label", "image has no label file", fix))
         return out
@@ -169,6 +172,21 @@ class Discovery:
             )
         return out
 
+    def _dangling_link_problems(self) -> list[Problem]:
+        out = []
+        for link in self.dangling_links:
+            target = os.readlink(link)
+            out.append(
+                error(
+                    link,
+                    "dangling-link",
+                    f"symbolic link to {target}, which does not exist (moved, deleted or on a drive that"
+                    " is not mounted)",
+                    f"restore {target}, or replace the link with the file itself",
+                )
+            )
+        return out
+
     def _other_file_warnings(self) -> list[Problem]:
         """Files that Omnipose will not use: stray links files, upper-case extensions."""
         out = [
@@ -197,6 +215,22 @@ def _base_of(image: Path, img_filter: str) -> str:
     if img_filter and stem.endswith(img_filter):
         return stem[: -len(img_filter)]
     return stem
+
+
+def _label_name_hint(name: str, wanted_stem: str) -> str:
+    """What to do with ``name``, a file that looks like the label ``<wanted_stem>.<ext>`` misnamed."""
+    suffix = Path(name).suffix
+    if suffix.lower() in (".jpg", ".jpeg"):
+        return (
+            f"{name} is a JPEG, which changes label values at object edges: export the label matrix"
+            f" again as {wanted_stem}.tif"
+        )
+    target = wanted_stem + (suffix.lower() if suffix.lower() in LABEL_EXTENSIONS else ".tif")
+    if suffix.lower() not in LABEL_EXTENSIONS:
+        return f"is {name} its label matrix? save it as {target}"
+    if name[: -len(suffix)] == wanted_stem:  # only the extension's case is wrong
+        return f"rename {name} to {target}: Omnipose matches file extensions in lower case only"
+    return f"is {name} meant to be {target}? rename it"
 
 
 def _closest_file(folder: Path, wanted_stem: str, exclude: Path) -> str | None:
@@ -239,7 +273,11 @@ def discover(
     found = Discovery(root=root, img_filter=img_filter, mask_filter=mask_filter)
     claimed: set[Path] = set()
     for folder in search_folders(root, look_one_level_down):
-        names = sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+        entries = [e for e in os.scandir(folder) if not e.name.startswith(".")]
+        names = sorted(e.name for e in entries if e.is_file())
+        found.dangling_links += sorted(
+            folder / e.name for e in entries if e.is_symlink() and not os.path.exists(e.path)
+        )
         images = natsorted((folder / n for n in names if _is_image_name(n, img_filter, mask_filter)), key=str)
         by_base: dict[str, list[Path]] = {}
         for image in images:

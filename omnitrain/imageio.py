@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -10,21 +14,134 @@ import tifffile
 
 from .labels import write_links
 
+#: The largest array one image or label file may hold (before any pixel is read); a larger one is
+#: refused with the fix (crop or tile it), as is one larger than half the memory free at the time.
+MAX_ARRAY_BYTES = 4 * 2**30
+#: TIFF compressions that change pixel values (JPEG, JPEG 2000, WebP, JPEG XL): never for labels.
+LOSSY_TIFF_COMPRESSIONS = {
+    6: "old-style JPEG",
+    7: "JPEG",
+    34712: "JPEG 2000",
+    50001: "WebP",
+    50002: "JPEG XL",
+}
+
 
 class ReadError(ValueError):
     """A file could not be read as an array; the message says why."""
+
+
+class TooLarge(ReadError):
+    """The file's header announces an array too large to read."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says of its array, before any pixel is read."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    compression: str | None = None  # a lossy TIFF compression, by name; None otherwise
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=object)) * self.dtype.itemsize
+
+
+_PIL_MODES = {
+    "1": (np.bool_, 1),
+    "L": (np.uint8, 1),
+    "P": (np.uint8, 1),
+    "LA": (np.uint8, 2),
+    "RGB": (np.uint8, 3),
+}
+_PIL_MODES |= {"RGBA": (np.uint8, 4), "I": (np.int32, 1), "F": (np.float32, 1), "CMYK": (np.uint8, 4)}
+
+
+def _npy_header(fh) -> Header:
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return Header(tuple(shape), np.dtype(dtype))
+
+
+@contextlib.contextmanager
+def _quiet(logger: str):
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def read_header(path: str | Path) -> Header:
+    """Shape and dtype from the header of a .tif/.tiff, .png/.jpg/.jpeg, .npy or .npz file (and a
+    TIFF's lossy compression), reading no pixel."""
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext in (".tif", ".tiff"):
+        # tifffile logs each inconsistency of a broken header; the caller reports the file once.
+        with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            code = int(tif.pages[0].compression)
+            return Header(tuple(series.shape), np.dtype(series.dtype), LOSSY_TIFF_COMPRESSIONS.get(code))
+    if ext == ".npy":
+        with open(path, "rb") as fh:
+            return _npy_header(fh)
+    if ext == ".npz":
+        with zipfile.ZipFile(path) as zf:
+            if "arr_0.npy" not in zf.namelist():
+                names = sorted(n.removesuffix(".npy") for n in zf.namelist())
+                raise ReadError(f"the .npz file has no 'arr_0' array (it has {names})")
+            with zf.open("arr_0.npy") as fh:
+                return _npy_header(fh)
+    if ext in (".png", ".jpg", ".jpeg"):
+        from PIL import Image
+
+        with Image.open(path) as im:
+            width, height = im.size
+            mode = im.mode
+        if mode.startswith("I;16"):
+            dtype, channels = np.uint16, 1
+        else:
+            dtype, channels = _PIL_MODES.get(mode, (np.uint8, 4))
+        return Header((height, width) if channels == 1 else (height, width, channels), np.dtype(dtype))
+    raise ReadError(f"unsupported file type '{path.suffix}'")
+
+
+def _free_memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def check_size(header: Header) -> None:
+    """Refuse an array larger than :data:`MAX_ARRAY_BYTES` or half the free memory, before reading it."""
+    limit = min(MAX_ARRAY_BYTES, _free_memory() // 2)
+    if header.nbytes > limit:
+        shape = "x".join(map(str, header.shape))
+        raise TooLarge(
+            f"its header announces a {shape} {header.dtype} array ({header.nbytes / 2**30:.1f} GiB),"
+            f" more than the {limit / 2**30:.1f} GiB one image may take here (at most"
+            f" {MAX_ARRAY_BYTES / 2**30:.0f} GiB, and at most half the free memory)"
+        )
 
 
 def read_array(path: str | Path) -> np.ndarray:
     """The array in an image or label file: .tif/.tiff (tifffile), .png/.jpg/.jpeg, .npy, .npz.
 
     As in Omnipose, an .npz file's array is its ``arr_0``; colour PNG/JPEG are RGB(A), channel last.
+    The header is read first: an array too large for this machine is refused before any pixel is read.
     """
     path = Path(path)
     ext = path.suffix.lower()
     try:
         if path.stat().st_size == 0:
             raise ReadError("the file is empty (0 bytes)")
+        check_size(read_header(path))
         if ext in (".tif", ".tiff"):
             return tifffile.imread(path)
         if ext == ".npy":

@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
-from skimage.segmentation import relabel_sequential
 
 Link = tuple[int, ...]
 
@@ -17,20 +16,23 @@ def label_dtype(n: int) -> np.dtype:
     return np.dtype(np.uint16) if n < 2**16 else np.dtype(np.uint32)
 
 
-def as_int_labels(lab: np.ndarray) -> np.ndarray:
-    """A label matrix as int64 (float matrices with whole values included; validation refused others)."""
-    if np.issubdtype(lab.dtype, np.floating):
-        return np.rint(lab).astype(np.int64)
-    return lab.astype(np.int64, copy=False)
-
-
 def relabel(lab: np.ndarray) -> tuple[np.ndarray, dict[int, int]]:
-    """Labels renumbered 1..N in order of their old value; returns (labels, {old: new})."""
-    lab = as_int_labels(lab)
-    new, forward, _ = relabel_sequential(lab)
-    old = np.unique(lab[lab > 0])
-    mapping = {int(o): int(forward[o]) for o in old}
-    return new.astype(label_dtype(len(old))), mapping
+    """Labels renumbered 1..N in order of their old value; returns (labels, {old: new}).
+
+    Any integer dtype works as it is, unsigned 64-bit values at or above 2**63 included (a cast to
+    int64 would wrap them negative); floating labels with whole values (validation refused the others)
+    are rounded first.
+    """
+    if np.issubdtype(lab.dtype, np.floating):
+        lab = np.rint(lab).astype(np.int64)
+    values, inverse = np.unique(lab, return_inverse=True)
+    inverse = inverse.reshape(lab.shape)
+    if values.size and values[0] == 0:
+        old = values[1:]
+    else:  # no background pixel: every value is an object
+        old, inverse = values, inverse + 1
+    mapping = {int(o): i + 1 for i, o in enumerate(old.tolist())}
+    return inverse.astype(label_dtype(len(old))), mapping
 
 
 def read_links(path: str | Path | None) -> list[Link]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -71,6 +72,11 @@ class ResumableTraining:
             else:
                 log.info(f"ignoring {self.path}: it belongs to another training")
         self.losses: list[float] = list(self.saved["losses"]) if self.saved else []
+        # Training time over every run of this training: earlier runs' time up to their last
+        # checkpoint, and how many runs (parts) it took; the card reports both.
+        self.previous_seconds = float(self.saved.get("seconds", 0.0)) if self.saved else 0.0
+        self.parts = int(self.saved.get("parts", 1)) + 1 if self.saved else 1
+        self._started = time.perf_counter()
         self.stop_requested = False
         self._epoch: int | None = None  # epoch of the last batch seen
         self._sum, self._batches = 0.0, 0
@@ -159,6 +165,8 @@ class ResumableTraining:
             "identity": self.identity,
             "epoch": epoch,
             "losses": self.losses[: epoch + 1],
+            "seconds": self.previous_seconds + time.perf_counter() - self._started,
+            "parts": self.parts,
             **state,
         }
         tmp = self.path.with_name(f".{self.path.name}.tmp")

@@ -112,6 +112,7 @@ STEPS: tuple[Step, ...] = (
         (Rule("split", "split.py", "preprocess"),),
         folder="splits/{split}",
         settings=("split", "pipeline.seed", "test_dir"),
+        reads=("validation",),  # it waits for the verdict on the inputs (a gate, see common.smk)
         data="sources",
         registers={"split": ("split", "table")},
     ),

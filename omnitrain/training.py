@@ -252,6 +252,17 @@ def train_kwargs(config: dict, save_path: str, netstr: str) -> dict:
     }
 
 
+def loadable(path: str | Path) -> bool:
+    """Whether torch can load a saved state (a file cut short by a full disk or a kill cannot)."""
+    import torch
+
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch raises RuntimeError, EOFError, UnpicklingError, ... for a broken file
+        return False
+    return True
+
+
 def load_trained_model(path: str | Path, card: dict, gpu: bool):
     """A trained model as Omnipose loads it, with the architecture its model card records."""
     from cellpose_omni import models

@@ -17,7 +17,7 @@ from skimage.measure import label as connected_components
 
 from .channels import ChannelPlan, find_channel_axis, plan_from_config
 from .discovery import Discovery, Pair, discover
-from .imageio import ReadError, read_array
+from .imageio import ReadError, TooLarge, read_array, read_header
 from .problems import Problem, error, errors, format_report, warning
 
 #: Columns of the validation table, in order.
@@ -388,20 +388,9 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
     row: dict = {"base": pair.base, "image": str(pair.image), "label": str(pair.label)}
     row["links"] = str(pair.links) if pair.links else ""
     row["n_links"] = 0
-    problems: list[Problem] = []
-    lab = img = None
-    try:
-        lab = read_array(pair.label)
-    except ReadError as exc:
-        problems.append(
-            error(pair.label, "unreadable", f"cannot read the label file ({exc})", "re-export the file")
-        )
-    try:
-        img = read_array(pair.image)
-    except ReadError as exc:
-        problems.append(
-            error(pair.image, "unreadable", f"cannot read the image ({exc})", "re-export the file")
-        )
+    lab, problems = _read_labels(pair.label)
+    img, found = _read(pair.image, "image")
+    problems += found
     values = np.array([], dtype=np.int64)
     label_ok = False
     if lab is not None:
@@ -418,6 +407,44 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
         row["n_links"], found = check_links(pair.links, values)
         problems.extend(found)
     return row, problems
+
+
+def _read(path: Path, what: str) -> tuple[np.ndarray | None, list[Problem]]:
+    """The array of an image or label file, or the problem that says why it cannot be used."""
+    try:
+        return read_array(path), []
+    except TooLarge as exc:
+        return None, [
+            error(
+                path,
+                "too-large",
+                f"{what} not read: {exc}",
+                "crop or tile it into pieces below the limit (the pipeline tiles images of a usable size"
+                " itself), or run on a machine with more memory",
+            )
+        ]
+    except ReadError as exc:
+        return None, [error(path, "unreadable", f"cannot read the {what} ({exc})", "re-export the file")]
+
+
+def _read_labels(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
+    """The label matrix, unless a lossy TIFF compression (JPEG, ...) has changed its values."""
+    try:
+        compression = read_header(path).compression
+    except Exception:  # an unreadable header: reading the file reports it with its reason
+        compression = None
+    if compression:
+        return None, [
+            error(
+                path,
+                "lossy-compressed-labels",
+                f"the label TIFF is {compression}-compressed: lossy compression changes label values at"
+                " object edges (each object gets a fringe of new values)",
+                "export the label matrix again without lossy compression (no compression, zlib/deflate or"
+                " LZW), from the annotation tool's original labels",
+            )
+        ]
+    return _read(path, "label file")
 
 
 #: Label errors after which the label's shape says nothing about the image's.
@@ -452,6 +479,23 @@ def validate_folder(
         look_one_level_down=config["look_one_level_down"],
     )
     return validate_pairs(found, Settings.from_config(config), min_pairs)
+
+
+def naming_refusal(found: Discovery, test_found: Discovery | None) -> str:
+    """The report of the naming errors of the training (and test) folder, or "" when there are none.
+
+    Naming errors need no pixel to be read, so they are known when the workflow starts: every
+    per-image job refuses to run with them (images without labels, labels without images, two
+    images with one base name, ...), whatever the target, and nothing is prepared, packed or trained.
+    """
+    problems = errors(found.problems())
+    if test_found is not None:
+        problems += errors(test_found.problems(min_pairs=1))
+    if not problems:
+        return ""
+    return format_report(problems, "The input folders have naming errors") + (
+        "\nNothing is prepared, packed or trained until they are fixed (validate_inputs lists every problem)."
+    )
 
 
 def summary_text(table: pd.DataFrame, problems: list[Problem], title: str) -> str:

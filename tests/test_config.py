@@ -11,6 +11,7 @@ from omnitrain.config import (
     SCHEMA,
     ConfigError,
     check_config,
+    check_config_files,
     key_table,
     load_schema,
 )
@@ -96,7 +97,7 @@ def test_all_unknown_keys_are_listed_at_once(base):
         ({"test_dir": "/no/such/folder"}, ["test_dir", "is not a folder"]),
         ({"n_epochs": "many"}, ["n_epochs", "not of type"]),
         ({"n_epochs": 0}, ["n_epochs", "minimum"]),
-        ({"use_gpu": "yes"}, ["use_gpu"]),
+        ({"use_gpu": "sometimes"}, ["use_gpu", "write one of auto, true, false"]),
         ({"dim": 4}, ["dim"]),
         ({"chan": 4}, ["chan"]),
     ],
@@ -143,3 +144,47 @@ def test_config_readme_documents_every_key_and_default():
     assert table in readme, "config/README.md is out of date: paste `python -m omnitrain.config` into it"
     for key in OMNIPOSE_FLAGS:
         assert f"| `{key}` |" in table and f"`--{key}`" in table
+
+
+@pytest.mark.parametrize(
+    ("given", "key", "wanted"),
+    [
+        ({"RAdam": "true"}, "RAdam", True),
+        ({"RAdam": "False"}, "RAdam", False),
+        ({"use_gpu": "no"}, "use_gpu", False),
+        ({"use_gpu": "auto"}, "use_gpu", "auto"),
+        ({"n_epochs": "10"}, "n_epochs", 10),
+        ({"learning_rate": "0.05"}, "learning_rate", 0.05),
+        ({"diameter": "0"}, "diameter", 0),
+        ({"channel_axis": "null"}, "channel_axis", None),
+    ],
+)
+def test_command_line_strings_are_coerced_for_typed_keys(base, given, key, wanted):
+    assert check_config({**base, **given})[key] == wanted
+
+
+def test_nested_command_line_strings_are_coerced(base):
+    config = check_config({**base, "packing": {"enabled": "no"}, "training": {"nimg_per_epoch": "16"}})
+    assert config["packing"]["enabled"] is False and config["training"]["nimg_per_epoch"] == 16
+
+
+def test_an_uncoercible_string_names_the_spelling_that_works(base):
+    message = refused({**base, "RAdam": "maybe"})
+    assert "RAdam" in message and "write true or false" in message
+    assert "write a whole number" in refused({**base, "n_epochs": "ten"})
+
+
+def test_config_files_with_duplicate_keys_or_python_tags_are_refused(tmp_path):
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("dir: data\nn_epochs: 4000\nlearning_rate: 0.1\nn_epochs: 10\n")
+    with pytest.raises(ConfigError) as info:
+        check_config_files([dup])
+    assert f"{dup}, line 4: key 'n_epochs' appears twice (first on line 2)" in str(info.value)
+    tag = tmp_path / "tag.yaml"
+    tag.write_text("dir: data\nlearning_rate: !!python/name:os.system\n")
+    with pytest.raises(ConfigError) as info:
+        check_config_files([tag])
+    assert f"{tag}, line 2 (key 'learning_rate')" in str(info.value) and "remove the tag" in str(info.value)
+    good = tmp_path / "good.yaml"
+    good.write_text("dir: data\npacking:\n  enabled: false\n")
+    check_config_files([good])

@@ -167,3 +167,34 @@ def test_misnamed_label_gets_a_rename_hint(tmp_path):
     save(tmp_path / "b_mask.tif", cells())
     (problem,) = [p for p in discover(tmp_path).problems() if p.code == "image-without-label"]
     assert "b_mask.tif" in problem.fix and "b_masks.tif" in problem.fix
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("b_masks.jpg", ["b_masks.jpg is a JPEG", "again as b_masks.tif"]),
+        ("b_masks.TIF", ["rename b_masks.TIF to b_masks.tif", "lower case"]),
+        ("b_mask.tif", ["is b_mask.tif meant to be b_masks.tif? rename it"]),
+        ("b_masks.bmp", ["save it as b_masks.tif"]),
+    ],
+)
+def test_each_misnamed_label_gets_a_correct_and_different_name(tmp_path, name, words):
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "x")
+    save(tmp_path / "b.tif", cells())
+    (tmp_path / name).write_bytes((tmp_path / "a_masks.tif").read_bytes())
+    (problem,) = [p for p in discover(tmp_path).problems() if p.code == "image-without-label"]
+    for word in words:
+        assert word in problem.fix, problem.fix
+    assert f"{name} to {name}" not in problem.fix and f"be {name}?" not in problem.fix
+
+
+def test_a_dangling_symlink_is_reported_as_such(tmp_path):
+    write_pair(tmp_path, "a")
+    write_pair(tmp_path, "b", label_ext=None)
+    (tmp_path / "b_masks.tif").symlink_to(tmp_path / "elsewhere" / "b_masks.tif")
+    problems = discover(tmp_path).problems()
+    (problem,) = [p for p in problems if p.code == "dangling-link"]
+    assert problem.file.endswith("b_masks.tif") and "does not exist" in problem.what
+    assert "elsewhere" in problem.fix
+    assert not [p for p in problems if p.code == "image-without-label"], "one problem, not two"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import tifffile
 from conftest import BACT, DSB, cells, image_for, needs, save, write_pair
 
 from omnitrain.config import check_config
@@ -212,6 +213,37 @@ def case_label_dtype(f):
     write_pair(f, "strings", lab=lab, label_ext=None)
     np.save(f / "strings_masks.npy", lab.astype(str))
     return "strings_masks.npy", "label-dtype", {}
+
+
+def case_lying_tiff_header(f):
+    """A TIFF whose header claims 150000 x 150000 pixels (21 GiB): refused before any pixel is read."""
+    write_pair(f, "huge")
+    path = f / "huge.tif"
+    tifffile.imwrite(path, np.zeros((16, 16), np.uint16))
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages[0].tags["ImageWidth"].overwrite(150000)
+        tif.pages[0].tags["ImageLength"].overwrite(150000)
+    return "huge.tif", "too-large", {}
+
+
+def case_jpeg_compressed_tiff_label(f):
+    lab = cells()
+    write_pair(f, "lossy", lab=lab, label_ext=None)
+    tifffile.imwrite(f / "lossy_masks.tif", (lab * 20).astype(np.uint8), compression="jpeg")
+    return "lossy_masks.tif", "lossy-compressed-labels", {}
+
+
+def case_dangling_label_link(f):
+    write_pair(f, "linked_away", label_ext=None)
+    (f / "linked_away_masks.tif").symlink_to(f / "gone" / "linked_away_masks.tif")
+    return "linked_away_masks.tif", "dangling-link", {}
+
+
+def case_upper_case_label_extension(f):
+    lab = cells()
+    write_pair(f, "shouty", lab=lab, label_ext=None)
+    save(f / "shouty_masks.TIF", lab)
+    return "shouty.tif", "image-without-label", {}
 
 
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]

@@ -92,6 +92,7 @@ def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
     jobs = dry_run_jobs(demo_run, {"dir": "demo"}, *PREPROCESSED)
     assert jobs == {
         "validate_inputs": 1,
+        "split": 1,  # it waits for the new verdict on the inputs (a new, tiny table)
         "prepare_images": 1,  # the batch holding that image
         "pack": 1,
         "preview": 1,

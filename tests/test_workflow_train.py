@@ -200,7 +200,8 @@ def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(traine
     lab = tifffile.imread(mask)
     lab[lab == lab.max()] = 0  # one cell deleted: same size, new content
     tifffile.imwrite(mask, lab)
-    expected = ["validate_inputs", "prepare_images", "pack", "preview", "validate_training_set", "train"]
+    expected = ["validate_inputs", "split", "prepare_images", "pack", "preview", "validate_training_set"]
+    expected += ["train"]
     expected += ["fit_size_model", "predict_heldout", "evaluate", "register", "registry", "all"]
     assert dry_run_jobs(trained, CONFIG) == dict.fromkeys(expected, 1)
     try:
@@ -251,7 +252,8 @@ def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     cfg = {**CONFIG, "pretrained_model": str(pretrained), "n_epochs": 1, "RAdam": False, "train_size": False}
     cfg["tyx"] = [128, 128]  # also checked by the validations (images smaller than tyx): they rerun
     # Training flags changed: the preprocessed data and the held-out set are reused, the model is new.
-    jobs = {"validate_inputs": 1, "validate_training_set": 1, "train": 1, "predict_heldout": 1, "evaluate": 1}
+    jobs = {"validate_inputs": 1, "split": 1, "validate_training_set": 1, "train": 1, "predict_heldout": 1}
+    jobs["evaluate"] = 1
     jobs.update(register=1, registry=1, all=1)
     assert dry_run_jobs(trained, cfg) == jobs, "preprocessing is reused"
     run = run_snakemake(trained, cfg)

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, workflow.basedir)
 
 from omnitrain.batches import batch_ids
-from omnitrain.config import ConfigError, check_config
+from omnitrain.config import ConfigError, check_config, check_config_files
 from omnitrain.discovery import discover
 from omnitrain.hashing import HashCache
 from omnitrain.layout import batch_table, image_folder, model_file
@@ -28,8 +28,10 @@ from omnitrain.steps import (
     version_links,
 )
 from omnitrain.training import model_name
+from omnitrain.validation import naming_refusal
 
 try:
+    check_config_files(workflow.configfiles)
     config.update(check_config(config))
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -57,6 +59,11 @@ try:
     SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
 except ValueError as exc:
     raise WorkflowError(str(exc)) from None
+# Naming errors (known without reading a pixel: images without labels, labels without images, two
+# images with one base name, ...) refuse every prepare_images job, so that no target, partial run
+# or -k can prepare, pack or train from folders that validate_inputs refuses; each job re-checks
+# its own pairs' contents before it prepares them.
+NAMING_REFUSAL = naming_refusal(INPUTS, TEST_INPUTS)
 TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
 TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
 

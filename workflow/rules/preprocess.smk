@@ -8,6 +8,8 @@ localrules:
 
 
 rule split:
+    input:
+        validated=rules.validate_inputs.output.table,
     output:
         table=f"{DIR['split']}/split.tsv",
     log:
@@ -32,6 +34,7 @@ rule prepare_images:
         "../../envs/preprocess.yaml"
     params:
         images=batch_params,
+        refused=NAMING_REFUSAL,
     script:
         "../scripts/prepare_images.py"
 

@@ -15,7 +15,7 @@ from omnitrain.discovery import discover
 from omnitrain.evaluation import FN_COLOUR, FP_COLOUR, TP_COLOUR, overlay, score
 from omnitrain.imageio import read_array
 from omnitrain.manifest import write_json
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 
 def ap_curve(summary, per_threshold, path) -> None:
@@ -96,4 +96,4 @@ def main(sm) -> None:
     )
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

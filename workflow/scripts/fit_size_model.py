@@ -12,7 +12,7 @@ import pandas as pd
 from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
-from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, load_training_set, resolve_device, seed_everything
 
 
@@ -71,4 +71,4 @@ def main(sm) -> None:
         log.info("no held-out image: the held-out diameter table is empty")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.batches import read_tables
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 
 def main(sm) -> None:
@@ -23,4 +23,4 @@ def main(sm) -> None:
     log.info(f"held-out set: {n} source image(s) in {out}" + ("" if n else " (none: nothing to evaluate on)"))
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -18,7 +18,7 @@ from omnitrain.batches import read_tables
 from omnitrain.imageio import read_array, write_training_pair
 from omnitrain.manifest import manifest, write_json
 from omnitrain.packing import Crop, assemble_bins
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 
 def load_crops(folder: Path) -> list[Crop]:
@@ -156,4 +156,4 @@ def main(sm) -> None:
     )
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -12,7 +12,7 @@ from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array, write_tiff
 from omnitrain.labels import label_dtype
-from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, resolve_device
 
 
@@ -58,4 +58,4 @@ def main(sm) -> None:
         log.info(f"{pair.base}: {int(masks.max())} objects predicted{scale}")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -10,6 +10,7 @@ mask redoes that one image; a new folder is written under a temporary name and r
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -24,11 +25,13 @@ from omnitrain.labels import read_links
 from omnitrain.manifest import manifest, write_json
 from omnitrain.preprocess import prepare_source, source_crops
 from omnitrain.problems import errors, format_report
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 from omnitrain.validation import Settings, check_pair
 
-# A temporary folder older than this was left by a killed job (one image never takes this long).
+# A temporary folder made on another host and older than this was left by a killed job (one image
+# never takes this long); on this host, a temporary folder whose process is gone is removed at once.
 STALE_SECONDS = 24 * 3600
+HOST = socket.gethostname().replace("-", "_")
 UMASK = os.umask(0)
 os.umask(UMASK)
 
@@ -173,6 +176,22 @@ def write_table(path, rows) -> None:
     Path(path).write_text("source\tversion\n" + "".join(f"{r['source']}\t{r['version']}\n" for r in rows))
 
 
+def left_by_a_dead_job(tmp: Path) -> bool:
+    """A temporary folder whose job is gone: made on this host by a process that no longer runs
+    (a killed job; its name holds host and process id), or older than a day (made elsewhere)."""
+    host, _, rest = tmp.name.rpartition(".tmp-")[2].partition("-")
+    pid = rest.partition("-")[0]
+    if host == HOST and pid.isdigit():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, another user's
+            return False
+        return False
+    return time.time() - tmp.stat().st_mtime > STALE_SECONDS
+
+
 def make(item, folder, log) -> bool:
     """Prepares one image into a fresh temporary folder, then renames it ``folder``.
 
@@ -183,9 +202,9 @@ def make(item, folder, log) -> bool:
     """
     folder.parent.mkdir(parents=True, exist_ok=True)
     for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
-        if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+        if left_by_a_dead_job(stale):
             shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{HOST}-{os.getpid()}-", dir=folder.parent))
     tmp.chmod(0o777 & ~UMASK)  # mkdtemp makes it private; the folder is as shared as any other output
     try:
         prepare(item, tmp, folder, log)
@@ -204,13 +223,19 @@ def make(item, folder, log) -> bool:
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
+    if sm.params.refused:  # naming errors in the input folders: nothing may be prepared
+        log.info(sm.params.refused)
+        sys.stderr.write(f"\n{sm.params.refused}\n")
+        sys.exit(1)
+    todo = [item for item in sm.params.images if not Path(item["folder"]).is_dir()]
+    for item in todo:  # every pair first: a batch with a broken pair writes nothing
+        check(item)
     made = 0
     for item in sm.params.images:
         folder = Path(item["folder"])
-        if folder.is_dir():
+        if item not in todo:
             log.info(f"{item['source']}: {folder} exists (same files, settings and code): reused")
             continue
-        check(item)
         if make(item, folder, log):
             made += 1
             log.info(f"{item['source']}: made {folder}")
@@ -219,4 +244,4 @@ def main(sm) -> None:
     log.info(f"batch of {n} image(s): {made} prepared, {n - made} reused")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -15,7 +15,7 @@ import pandas as pd
 from skimage.segmentation import find_boundaries
 
 from omnitrain.imageio import read_array
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 MAX_PANELS = 24
 
@@ -64,4 +64,4 @@ def main(sm) -> None:
     log.info(f"preview of {shown} training images from {len(sources)} source(s): {sm.output.preview}")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

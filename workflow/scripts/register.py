@@ -13,7 +13,7 @@ import pandas as pd
 from omnitrain.hashing import SCRIPTS, code_digest, version_id
 from omnitrain.manifest import files_of, run_info, write_json
 from omnitrain.registry import changes_markdown, compare, data_hash, file_table, load_records
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 
 def parent_record(results: Path, version: str) -> dict | None:
@@ -124,4 +124,4 @@ def main(sm) -> None:
     )
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

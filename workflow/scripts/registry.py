@@ -7,7 +7,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.registry import load_records, registry_table
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 
 
 def main(sm) -> None:
@@ -26,4 +26,4 @@ def main(sm) -> None:
     log.info(f"registry: {len(table)} version(s) in {sm.output.table}; latest {sm.params.version} ({link})")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

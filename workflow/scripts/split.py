@@ -7,7 +7,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 import pandas as pd
 
-from omnitrain.runlog import get_logger
+from omnitrain.runlog import get_logger, run_step
 from omnitrain.split import group_of, hash_unit
 
 
@@ -39,4 +39,4 @@ def main(sm) -> None:
         log.info("no held-out image: set split.test_fraction or test_dir to evaluate on unseen images")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

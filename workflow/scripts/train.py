@@ -18,7 +18,7 @@ from omnitrain.hashing import sha256
 from omnitrain.layout import save_path_of
 from omnitrain.manifest import digest, files_of, write_json
 from omnitrain.resume import Interrupted, ResumableTraining
-from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names
 from omnitrain.training import (
     DEFAULT_TYX,
@@ -27,6 +27,7 @@ from omnitrain.training import (
     architecture,
     check_pretrained,
     load_training_set,
+    loadable,
     model_kwargs,
     resolve_device,
     seed_everything,
@@ -105,6 +106,15 @@ def main(sm) -> None:
     wall = time.perf_counter() - start
     if not Path(out.model).is_file():
         raise RuntimeError(f"Omnipose did not write {out.model}")
+    total = resumable.previous_seconds + wall
+    # Omnipose's per-epoch copies: one cut short by a full disk before a resume is removed, not listed.
+    checkpoints = []
+    for path in sorted(Path(out.model).parent.glob(f"{netstr}*")):
+        if path == Path(out.model) or loadable(path):
+            checkpoints.append(path.name)
+        else:
+            path.unlink()
+            log.info(f"removed {path}: it cannot be loaded (cut short by a full disk or a kill)")
     found = architecture(out.model)
     loss_curve(recorder.rows, out.curve)
     trainset_files = files_of([sm.input.trainset])
@@ -132,13 +142,15 @@ def main(sm) -> None:
         "versions": {"torch": torch.__version__, "omnipose": omnipose.__version__},
         "epochs": len(recorder.rows),
         "resumed_at_epoch": resumable.start,  # 0: trained in one go
-        "wall_seconds": round(wall, 2),
-        "seconds_per_epoch": round(wall / max(len(recorder.rows), 1), 3),
+        "training_parts": resumable.parts,  # runs it took (1 + resumes)
+        "wall_seconds": round(total, 2),  # all parts: earlier ones up to their last checkpoint
+        "last_part_seconds": round(wall, 2),
+        "seconds_per_epoch": round(total / max(len(recorder.rows), 1), 3),
         "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,
-        "checkpoints": sorted(p.name for p in Path(out.model).parent.glob(f"{netstr}*")),
+        "checkpoints": checkpoints,
     }
     write_json(out.card, card)
     log.info(f"model: {out.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

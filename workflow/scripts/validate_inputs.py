@@ -8,6 +8,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.problems import errors, format_report
+from omnitrain.runlog import run_step
 from omnitrain.validation import summary_text, validate_folder
 
 
@@ -34,4 +35,4 @@ def main(sm) -> None:
     sys.stderr.write(summary + "\n")
 
 
-main(snakemake)  # noqa: F821 (defined by Snakemake)
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

@@ -14,7 +14,7 @@ from omnitrain.channels import ChannelPlan
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
-from omnitrain.runlog import get_logger, route_omnipose
+from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names, sparse_image_problems
 from omnitrain.training import DEFAULT_TYX
 from omnitrain.validation import Settings, summary_text, validate_pairs
@@ -128,4 +128,4 @@ def main(sm) -> None:
     log.info(summary)
 
 
-main(snakemake)  # noqa: F821
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)
