@@ -5,7 +5,9 @@ CORES ?= all
 VENV = $(shell bash scripts/install_env.sh)
 SNAKEMAKE = $(VENV)/bin/snakemake
 
-.PHONY: env demo demo-data test lint bench clean-demo
+CONFIG ?= config/demo.yaml
+
+.PHONY: env demo demo-data test lint bench clean-demo unlock
 
 env:
 	@echo "environment: $(VENV)"
@@ -27,6 +29,11 @@ demo: demo-data
 	@echo "  Version record:     results/demo/latest/record.json, changes.md, manifest.json"
 	@echo "Registry of all versions: results/demo/registry.tsv"
 	@echo "Report:             results/demo/report.html (open it in a browser)"
+	@$(VENV)/bin/python -m omnitrain.evaluation results/demo/latest/evaluation
+
+# After snakemake itself was killed (kill -9, a crash): remove its stale lock, then run the same command again.
+unlock:
+	$(SNAKEMAKE) --unlock --configfile $(CONFIG)
 
 lint:
 	$(VENV)/bin/ruff check .
@@ -45,6 +52,7 @@ bench:
 	$(VENV)/bin/python tests/benchmarks/bench_metrics.py
 	$(VENV)/bin/python tests/benchmarks/bench_dryrun.py
 	$(VENV)/bin/python tests/benchmarks/bench_batches.py
+	$(VENV)/bin/python tests/benchmarks/bench_cpu_epochs.py
 
 clean-demo:
 	rm -rf resources/demo results/demo

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 from skimage.segmentation import find_boundaries
@@ -105,3 +107,23 @@ def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: fl
     rgb[pred_edges & ~matched] = FP_COLOUR
     rgb[matched] = TP_COLOUR
     return rgb
+
+
+def summary_line(folder: str | Path) -> str:
+    """One line of an evaluation's held-out scores, from its summary table (for `make demo`)."""
+    folder = Path(folder)
+    summary = pd.read_csv(folder / "summary.tsv", sep="\t")
+    if summary.empty:
+        return "held-out: no held-out image (set split.test_fraction or test_dir)"
+    at = summary.set_index("iou_threshold")
+    tp, fp, fn = (int(at.loc[0.5, k]) for k in ("tp", "fp", "fn"))
+    return (
+        f"held-out AP@0.5 {at.loc[0.5, 'ap']:.2f}, mean AP {summary['ap'].mean():.2f} over IoU 0.50-0.95"
+        f" ({tp} matched, {fp} false positive, {fn} missed at IoU 0.5; {folder / 'summary.tsv'})"
+    )
+
+
+if __name__ == "__main__":  # python -m omnitrain.evaluation <evaluation folder>
+    import sys
+
+    print(summary_line(sys.argv[1]))

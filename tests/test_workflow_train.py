@@ -325,11 +325,20 @@ def test_killed_training_resumes_from_its_checkpoint(trained, sig):
     if sig == signal.SIGTERM:
         assert saved >= done and "stop requested" in log.read_text()  # every finished epoch kept
     assert done - saved <= save_every, "at most save_every epochs lost"
+    # A per-epoch copy cut short (as by a full disk before the kill): it must not survive the resume.
+    copies = sorted((model_dir / "models").glob(f"{NAME}_epoch_*"))
+    assert copies, "Omnipose wrote per-epoch copies before the kill"
+    cut = copies[0]
+    cut.write_bytes(cut.read_bytes()[:1000])
     run = run_snakemake(trained, cfg, targets=["train"])
     assert run.returncode == 0, run.stderr[-4000:]
     assert f"resuming from the checkpoint of epoch {saved}" in log.read_text()
     card = json.loads((model_dir / "model_card.json").read_text())
     assert card["resumed_at_epoch"] == saved and card["epochs"] == n_epochs
+    assert card["training_parts"] == 2 and card["wall_seconds"] > card["last_part_seconds"] > 0
+    assert cut.name not in card["checkpoints"] and not cut.exists(), "the cut copy is removed, not listed"
+    for name in card["checkpoints"]:
+        torch.load(model_dir / "models" / name, map_location="cpu", weights_only=True)
     losses = pd.read_csv(model_dir / "losses.tsv", sep="\t")
     assert list(losses["epoch"]) == list(range(n_epochs)) and np.isfinite(losses["loss"]).all()
     assert list(losses["loss"].iloc[:saved].round(5)) == [round(x, 5) for x in checkpoint["losses"]]
