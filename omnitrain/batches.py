@@ -28,6 +28,8 @@ import hashlib
 import json
 from pathlib import Path
 
+from .layout import image_folder, results_of_batch_table
+
 #: Mean number of images per prepare_images job.
 IMAGES_PER_JOB = 16
 
@@ -78,10 +80,10 @@ def read_tables(paths) -> list[tuple[str, Path]]:
     """
     found: list[tuple[str, Path]] = []
     for table in map(Path, paths):
-        images = table.parent.parent / "images"
+        results = results_of_batch_table(table)
         with open(table, newline="") as fh:
             for row in csv.DictReader(fh, delimiter="\t"):
-                folder = images / row["source"] / row["version"]
+                folder = image_folder(results, row["source"], row["version"])
                 if not folder.is_dir():
                     raise FileNotFoundError(
                         f"{folder}: the prepared files of {row['source']} are missing (deleted by hand?)."

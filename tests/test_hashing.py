@@ -74,14 +74,14 @@ def test_hash_cache_ignores_a_damaged_cache_file(tmp_path):
     assert HashCache(tmp_path / "hashes.tsv").sha256(f) == hashlib.sha256(b"abc").hexdigest()
 
 
-def test_code_digest_covers_the_script_and_the_modules_it_imports(tmp_path, monkeypatch):
+def code_tree(tmp_path, monkeypatch, script: str, modules: dict[str, str]):
+    """A scripts folder with step.py and a package of ``modules``; returns digest() of step.py."""
     scripts, package = tmp_path / "scripts", tmp_path / "pkg"
     scripts.mkdir()
     package.mkdir()
-    (scripts / "step.py").write_text("from omnitrain.alpha import f\n")
-    (package / "alpha.py").write_text("from .beta import g\n")
-    (package / "beta.py").write_text("X = 1\n")
-    (package / "gamma.py").write_text("Y = 1\n")
+    (scripts / "step.py").write_text(script)
+    for name, text in modules.items():
+        (package / name).write_text(text)
     monkeypatch.setattr(hashing, "SCRIPTS", scripts)
     monkeypatch.setattr(hashing, "PACKAGE", package)
 
@@ -89,6 +89,12 @@ def test_code_digest_covers_the_script_and_the_modules_it_imports(tmp_path, monk
         code_digest.cache_clear()
         return code_digest("step.py")
 
+    return digest, package
+
+
+def test_code_digest_covers_the_script_and_the_modules_it_imports(tmp_path, monkeypatch):
+    modules = {"alpha.py": "from .beta import g\n", "beta.py": "X = 1\n", "gamma.py": "Y = 1\n"}
+    digest, package = code_tree(tmp_path, monkeypatch, "from omnitrain.alpha import f\n", modules)
     first = digest()
     (package / "gamma.py").write_text("Y = 2\n")  # not imported: same digest
     assert digest() == first
@@ -114,19 +120,10 @@ def f(x):  # why
 
 
 def test_code_digest_ignores_docstrings_comments_and_formatting(tmp_path, monkeypatch):
-    scripts, package = tmp_path / "scripts", tmp_path / "pkg"
-    scripts.mkdir()
-    package.mkdir()
-    (scripts / "step.py").write_text("from omnitrain.alpha import f\nf(1)\n")
+    digest, package = code_tree(
+        tmp_path, monkeypatch, "from omnitrain.alpha import f\nf(1)\n", {"alpha.py": DOCUMENTED}
+    )
     module = package / "alpha.py"
-    module.write_text(DOCUMENTED)
-    monkeypatch.setattr(hashing, "SCRIPTS", scripts)
-    monkeypatch.setattr(hashing, "PACKAGE", package)
-
-    def digest():
-        code_digest.cache_clear()
-        return code_digest("step.py")
-
     first = digest()
     module.write_text(REFORMATTED)
     assert digest() == first

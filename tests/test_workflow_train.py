@@ -148,6 +148,7 @@ def test_rerun_with_nothing_changed_does_nothing(trained):
 
 
 def copy_of_the_repository(to):
+    to.mkdir(parents=True)
     for part in ("Snakefile", "config", "envs", "omnitrain", "profiles", "workflow"):
         src = ROOT / part
         if src.is_dir():
@@ -262,7 +263,8 @@ def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     assert new["versions"]["trainset"] == first["versions"]["trainset"]
     assert new["versions"]["model"] != first["versions"]["model"] and new["parent"] == first["version"]
     changed = set(json.loads((latest(trained) / "changes.json").read_text())["parameters"])
-    assert {"training.n_epochs", "training.RAdam", "training.pretrained_model", "training.tyx"} <= changed
+    model = {"steps.model.n_epochs", "steps.model.RAdam", "steps.model.pretrained_model", "steps.model.tyx"}
+    assert model <= changed
     before = torch.load(pretrained, map_location="cpu", weights_only=True)
     after = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
     weights = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
