@@ -56,8 +56,11 @@ def batches(ids, per_job: int = IMAGES_PER_JOB, max_size: int | None = None) -> 
     return out
 
 
-def batch_ids(ids, versions: dict[str, str]) -> dict[str, list[str]]:
+def batch_ids(ids, versions: dict[str, str], refused: str = "") -> dict[str, list[str]]:
     """{batch id: its source ids}: the batches of ``ids``, each named by its images' versions.
+
+    ``refused`` (the input folders' naming errors, "" when there are none) enters the ids when it is
+    not empty: refused batches are other jobs than the batches of the same images once fixed.
 
     The id is a sha256 of (source id, version) pairs, computed here rather than with
     omnitrain.versions.version_id: this module is part of the code of the steps that read the batch
@@ -65,7 +68,8 @@ def batch_ids(ids, versions: dict[str, str]) -> dict[str, list[str]]:
     """
     out = {}
     for members in batches(ids):
-        text = json.dumps(["image_batch", [[s, versions[s]] for s in members]], separators=(",", ":"))
+        parts = ["image_batch", [[s, versions[s]] for s in members]] + ([refused] if refused else [])
+        text = json.dumps(parts, separators=(",", ":"))
         out[hashlib.sha256(text.encode()).hexdigest()[:12]] = members
     return out
 

@@ -60,9 +60,14 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor) first, as the safe loader does
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool | type(None)):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or a section", key_node.start_mark
+            )
         line = key_node.start_mark.line + 1
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -94,6 +99,8 @@ def check_config_files(paths) -> None:
             line = exc.problem_mark.line + 1 if exc.problem_mark else 0
             if "appears twice" in str(exc.problem):
                 msgs.append(f"{path}, line {line}: {exc.problem}: keep one of them")
+            elif "plain name" in str(exc.problem):
+                msgs.append(f"{path}, line {line}: {exc.problem}: write the config's key names")
             else:
                 msgs.append(
                     f"{path}, line {line}{_key_on_line(path, line)}: {exc.problem}; a config holds plain"
@@ -186,17 +193,16 @@ def _types(sub: dict) -> set:
 def _coerced(text: str, sub: dict):
     """A command-line string as the type its key wants, or the string itself when it is no such value."""
     kinds, word = _types(sub), text.strip().lower()
+    if "null" in kinds and word in _NULL:
+        return None
     if "string" in kinds and (not sub.get("enum") or text in sub["enum"]):
         return text  # a string is valid here: keep it
     if "boolean" in kinds and word in _TRUE + _FALSE:
         return word in _TRUE
-    if "null" in kinds and word in _NULL:
-        return None
     if "integer" in kinds and re.fullmatch(r"[+-]?\d+", word):
         return int(word)
-    if "number" in kinds:
-        with contextlib.suppress(ValueError):
-            return float(word)
+    if "number" in kinds and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?", word):
+        return float(word)  # never nan or inf
     return text
 
 
@@ -212,6 +218,8 @@ def coerce_strings(config: dict, schema: dict) -> None:
             coerce_strings(value, sub)
         elif isinstance(value, str):
             config[key] = _coerced(value, sub)
+        elif isinstance(value, list) and isinstance(sub.get("items"), dict):  # --config tyx=[96,96]
+            config[key] = [_coerced(v, sub["items"]) if isinstance(v, str) else v for v in value]
 
 
 def _spelling(sub: dict) -> str:

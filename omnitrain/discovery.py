@@ -255,6 +255,13 @@ def search_folders(root: str | Path, look_one_level_down: bool) -> list[Path]:
     return folders
 
 
+def _is_pair_file(name: str, img_filter: str, mask_filter: str) -> bool:
+    """A name Omnipose would take as an image, a label or a links file (other files do not matter)."""
+    stem = name.rpartition(".")[0]
+    is_label = stem.endswith(mask_filter) and any(name.endswith(ext) for ext in LABEL_EXTENSIONS)
+    return is_label or name.endswith(LINKS_SUFFIX) or _is_image_name(name, img_filter, mask_filter)
+
+
 def _is_image_name(name: str, img_filter: str, mask_filter: str) -> bool:
     stem, dot, ext = name.rpartition(".")
     if not dot or ext not in IMAGE_EXTENSIONS or not stem.endswith(img_filter):
@@ -276,7 +283,11 @@ def discover(
         entries = [e for e in os.scandir(folder) if not e.name.startswith(".")]
         names = sorted(e.name for e in entries if e.is_file())
         found.dangling_links += sorted(
-            folder / e.name for e in entries if e.is_symlink() and not os.path.exists(e.path)
+            folder / e.name
+            for e in entries
+            if e.is_symlink()
+            and not os.path.exists(e.path)
+            and _is_pair_file(e.name, img_filter, mask_filter)
         )
         images = natsorted((folder / n for n in names if _is_image_name(n, img_filter, mask_filter)), key=str)
         by_base: dict[str, list[Path]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,8 @@ def read_header(path: str | Path) -> Header:
         with Image.open(path) as im:
             width, height = im.size
             mode = im.mode
+            if mode == "P":  # imageio expands a palette to its colours
+                mode = im.palette.mode if im.palette is not None else "RGB"
         if mode.startswith("I;16"):
             dtype, channels = np.uint16, 1
         else:
@@ -113,9 +116,12 @@ def read_header(path: str | Path) -> Header:
 
 
 def _free_memory() -> int:
-    import psutil
+    try:
+        import psutil
 
-    return int(psutil.virtual_memory().available)
+        return int(psutil.virtual_memory().available)
+    except ImportError:  # free pages (without the page cache): a lower bound
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
 
 
 def check_size(header: Header) -> None:

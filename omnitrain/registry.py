@@ -176,6 +176,10 @@ def find_record(results: str | Path, version: str) -> dict:
 
 def registry_row(record: dict) -> dict:
     d, s = record["data"], record["scores"]["summary"]
+    paths = record["paths"]
+    # Records made before the step table (December 2026) name the model files at the top level.
+    old = {"model_file": paths.get("model"), "size_model_file": paths.get("size_model")}
+    files = paths.get("files") or old
     change = record.get("change")
     if change is None:
         summary = "first version"
@@ -199,8 +203,8 @@ def registry_row(record: dict) -> dict:
         "trainset_version": record["versions"]["trainset"],
         "heldout_version": record["versions"]["heldout"],
         "model_version": record["versions"]["model"],
-        "model": record["paths"]["files"]["model_file"],
-        "size_model": record["paths"]["files"].get("size_model_file", ""),
+        "model": files.get("model_file") or "",
+        "size_model": files.get("size_model_file") or "",
         "heldout_mean_ap": s.get("mean_ap"),
         "heldout_ap50": s.get("ap50"),
         "changes": summary,

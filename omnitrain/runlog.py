@@ -70,7 +70,8 @@ def os_error_message(step: str, exc: BaseException, where: str | None = None) ->
         )
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return (
-            f"{step}: {exc.strerror} on {path}: make it writable (or set pipeline.results elsewhere), {rerun}"
+            f"{step}: {exc.strerror} on {path}: check its permissions (outputs need a writable"
+            f" pipeline.results, inputs must be readable), {rerun}"
         )
     if isinstance(exc, OSError) and exc.errno == errno.EIO:
         return f"{step}: input/output error on {path}: check the disk or network filesystem, {rerun}"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tifffile
 import yaml
-from conftest import ROOT, cells, run_snakemake, save, write_pair
+from conftest import ROOT, cells, dry_run_jobs, run_snakemake, save, write_pair
 from test_validation import CASES, background
 
 from omnitrain.batches import batches
@@ -54,6 +54,20 @@ def test_naming_errors_refuse_every_target(tmp_path, targets, options):
     assert "Traceback" not in run.stderr
     made = results_files(tmp_path)
     assert not [f for f in made if f.startswith(("images/", "trainsets/", "models/", "image_batches/"))], made
+
+
+def test_a_naming_error_then_its_fix_reruns_nothing_that_was_built(tmp_path):
+    folder = tmp_path / "data"
+    background(folder, n=3)
+    cfg = {"dir": "data"}
+    assert run_snakemake(tmp_path, cfg, targets=["pack"]).returncode == 0
+    built = {f: (tmp_path / "results" / f).stat().st_mtime_ns for f in results_files(tmp_path)}
+    save(folder / "stray_masks.tif", cells())  # a label file without its image
+    run = run_snakemake(tmp_path, cfg, targets=["pack"])
+    assert run.returncode != 0 and "label file has no image" in run.stderr
+    assert {f: (tmp_path / "results" / f).stat().st_mtime_ns for f in built} == built, "nothing rewritten"
+    (folder / "stray_masks.tif").unlink()
+    assert dry_run_jobs(tmp_path, cfg, "pack") == {}, "the earlier versions are complete and current again"
 
 
 def test_unsigned_64_bit_labels_are_prepared(tmp_path):

@@ -60,9 +60,10 @@ try:
 except ValueError as exc:
     raise WorkflowError(str(exc)) from None
 # Naming errors (known without reading a pixel: images without labels, labels without images, two
-# images with one base name, ...) refuse every prepare_images job, so that no target, partial run
-# or -k can prepare, pack or train from folders that validate_inputs refuses; each job re-checks
-# its own pairs' contents before it prepares them.
+# images with one base name, ...) refuse every prepare_images job, so that no target, partial run or
+# -k can prepare, pack or train from such folders; each job also re-checks its own pairs' contents
+# before it writes anything. The refusal is part of the batch ids (see below): a parameter that
+# changed without the ids would rerun existing batches, and all that reads them, in place.
 NAMING_REFUSAL = naming_refusal(INPUTS, TEST_INPUTS)
 TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
 TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
@@ -167,7 +168,7 @@ def image_settings(sid):
 # The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
 # Training and held-out images are never in the same batch, so the training set's inputs (its batch
 # tables) depend on the training images only. A batch's id covers its images' versions.
-BATCHES = {**batch_ids(TRAIN, PV), **batch_ids(TEST, PV)}
+BATCHES = {**batch_ids(TRAIN, PV, NAMING_REFUSAL), **batch_ids(TEST, PV, NAMING_REFUSAL)}
 BATCH_OF = {s: b for b, members in BATCHES.items() for s in members}
 
 

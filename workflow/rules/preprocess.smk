@@ -27,7 +27,7 @@ rule prepare_images:
     input:
         unpack(batch_files),
     output:
-        table=f"{RESULTS}/image_batches/{{batch}}.tsv",
+        table=str(batch_table(RESULTS, "{batch}")),
     log:
         f"{LOGS}/prepare_images/{{batch}}.log",
     conda:

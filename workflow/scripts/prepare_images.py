@@ -58,14 +58,16 @@ def check_settings(settings: dict) -> Settings:
     )
 
 
-def check(item):
-    """validate_inputs' errors, for this pair: a broken pair stops here with its fix."""
-    settings = check_settings(item["settings"])
-    links = Path(item["links"]) if item["links"] else None
-    pair = Pair(item["source"], Path(item["image"]), Path(item["label"]), links)
-    _, problems = check_pair(pair, settings)
-    if errors(problems):
-        sys.stderr.write(format_report(problems, f"{item['image']} cannot be used") + "\n")
+def check(items) -> None:
+    """validate_inputs' errors, for these pairs: a batch with a broken pair stops here, writing
+    nothing, with every broken pair's problems and fixes."""
+    found = []
+    for item in items:
+        links = Path(item["links"]) if item["links"] else None
+        pair = Pair(item["source"], Path(item["image"]), Path(item["label"]), links)
+        found += errors(check_pair(pair, check_settings(item["settings"]))[1])
+    if found:
+        sys.stderr.write(format_report(found, "These images cannot be used") + "\n")
         sys.exit(1)
 
 
@@ -178,18 +180,22 @@ def write_table(path, rows) -> None:
 
 def left_by_a_dead_job(tmp: Path) -> bool:
     """A temporary folder whose job is gone: made on this host by a process that no longer runs
-    (a killed job; its name holds host and process id), or older than a day (made elsewhere)."""
+    (a killed job; its name holds host and process id), or older than a day (made anywhere; also
+    covers process ids reused, or hosts with the same name in other process namespaces)."""
+    age = time.time() - tmp.stat().st_mtime
+    if age > STALE_SECONDS:
+        return True
     host, _, rest = tmp.name.rpartition(".tmp-")[2].partition("-")
     pid = rest.partition("-")[0]
-    if host == HOST and pid.isdigit():
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:  # alive, another user's
-            return False
+    if host != HOST or not pid.isdigit() or age < 10:  # another host, or just made (maybe elsewhere)
         return False
-    return time.time() - tmp.stat().st_mtime > STALE_SECONDS
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
 
 
 def make(item, folder, log) -> bool:
@@ -228,8 +234,7 @@ def main(sm) -> None:
         sys.stderr.write(f"\n{sm.params.refused}\n")
         sys.exit(1)
     todo = [item for item in sm.params.images if not Path(item["folder"]).is_dir()]
-    for item in todo:  # every pair first: a batch with a broken pair writes nothing
-        check(item)
+    check(todo)  # every pair first: a batch with a broken pair writes nothing
     made = 0
     for item in sm.params.images:
         folder = Path(item["folder"])
