@@ -111,3 +111,22 @@ def test_one_cell_in_a_large_image_is_refused_and_a_dense_colony_passes():
     assert "train/sparse.tif" not in found and not problems
     # A large accepted risk lets it through (what the forced-failure workflow test relies on).
     assert not sparse_image_problems(images, (96, 96), 0.0, 100, None, 1, 1e9)[1]
+
+
+def test_empty_tiles_kept_on_purpose_cannot_make_omnipose_give_up():
+    """tiling.keep_empty turns on Omnipose's allow_blank_masks, which accepts blank crops: an empty
+    tile at the last redraw (depth 100) does not raise (validate_training_set skips the check then)."""
+    from omnitrain.training import model_kwargs
+
+    core = pytest.importorskip("omnipose.core")
+    config = {"diameter": 0, "nchan": 1, "nclasses": 2, "dim": 2, "tiling": {"keep_empty": True}}
+    assert model_kwargs(config, False, None)["allow_blank_masks"] is True
+    assert (
+        model_kwargs({**config, "tiling": {"keep_empty": False}}, False, None)["allow_blank_masks"] is False
+    )
+    blank = np.zeros((128, 128), np.uint16)
+    img = np.full((1, 128, 128), 0.5, np.float32)
+    args = (img, blank, (32, 32), [0, 1], [1, 0], 1, 1, 2.0, [0.75, 2.5], True, 0)
+    core.random_crop_warp(*args, depth=100, allow_blank_masks=True)  # no ValueError
+    with pytest.raises(ValueError, match="Sparse or over-dense"):
+        core.random_crop_warp(*args, depth=100, allow_blank_masks=False)

@@ -180,14 +180,15 @@ def write_table(path, rows) -> None:
 
 def left_by_a_dead_job(tmp: Path) -> bool:
     """A temporary folder whose job is gone: made on this host by a process that no longer runs
-    (a killed job; its name holds host and process id), or older than a day (made anywhere; also
-    covers process ids reused, or hosts with the same name in other process namespaces)."""
+    (a killed job; its name holds host and process id), or older than a day (made anywhere, which also
+    covers a process id reused since). Hosts must have distinct names: containers that share one
+    name and a results folder, in separate process namespaces, would see each other's jobs as dead."""
     age = time.time() - tmp.stat().st_mtime
     if age > STALE_SECONDS:
         return True
     host, _, rest = tmp.name.rpartition(".tmp-")[2].partition("-")
     pid = rest.partition("-")[0]
-    if host != HOST or not pid.isdigit() or age < 10:  # another host, or just made (maybe elsewhere)
+    if host != HOST or not pid.isdigit():  # made on another host: only its age tells
         return False
     try:
         os.kill(int(pid), 0)
