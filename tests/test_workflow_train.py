@@ -32,6 +32,7 @@ NAME = model_name(1, 2, 2, "trainset")
 CONFIG = {
     "dir": "demo",
     "n_epochs": 3,
+    "tyx": [64, 64],  # tiny crops: the CPU trains these tests in seconds per epoch
     "learning_rate": 0.1,
     "RAdam": True,
     "save_every": 2,
@@ -318,7 +319,7 @@ def kill_training(work, cfg, epochs_done: int, sig: int):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killed_training_resumes_from_its_checkpoint(trained, sig):
-    n_epochs, save_every, done = 8 + (sig == signal.SIGKILL), 2, 4
+    n_epochs, save_every, done = 12 + (sig == signal.SIGKILL), 2, 4
     cfg = {**CONFIG, "n_epochs": n_epochs, "save_every": save_every}
     code, out, log, model_dir = kill_training(trained, cfg, done, sig)
     assert code != 0, out[-3000:]
