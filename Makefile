@@ -1,5 +1,5 @@
-# The two commands of the README: `make demo` and `make test`. Both create the pinned environment
-# first (reused while requirements/lock.txt is unchanged; see scripts/install_env.sh).
+# The commands of the README: `make demo`, `make test` (everything) and `make ci` (what CI runs). Each
+# creates the pinned environment first (reused while requirements/lock.txt is unchanged; see scripts/install_env.sh).
 SHELL := /bin/bash
 CORES ?= all
 VENV = $(shell bash scripts/install_env.sh)
@@ -7,7 +7,7 @@ SNAKEMAKE = $(VENV)/bin/snakemake
 
 CONFIG ?= config/demo.yaml
 
-.PHONY: env demo demo-data test lint bench clean-demo unlock
+.PHONY: env demo demo-data test ci lint bench clean-demo unlock
 
 env:
 	@echo "environment: $(VENV)"
@@ -44,6 +44,10 @@ lint:
 
 test: lint
 	$(VENV)/bin/python -m pytest -q tests
+
+# What CI runs: the linters and every test except those marked slow (the quality test stays in).
+ci: lint
+	$(VENV)/bin/python -m pytest -q -m "not slow" --durations=15 tests
 
 bench:
 	$(VENV)/bin/python tests/benchmarks/bench_validation.py

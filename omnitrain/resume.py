@@ -35,6 +35,10 @@ class Interrupted(RuntimeError):
     """Training stopped on request after saving a checkpoint; rerun to continue."""
 
 
+class EarlyStopped(RuntimeError):
+    """The monitor's patience ran out: training ends with the weights of the last monitored epoch."""
+
+
 def _cpu(obj):
     """A copy of (nested) state with every tensor cloned to the CPU."""
     if torch.is_tensor(obj):
@@ -59,6 +63,8 @@ class ResumableTraining:
 
     def __init__(self, model, path: str | Path, identity: str, log: logging.Logger):
         self.model, self.path, self.identity, self.log = model, Path(path), identity, log
+        self.monitor = None  # omnitrain.monitor.Monitor (attach_monitor): its state travels in the checkpoint
+        self.between_epochs = None  # called before the first batch of every epoch that trains
         self.saved: dict | None = None
         self.start = 0
         if self.path.is_file():
@@ -89,6 +95,24 @@ class ResumableTraining:
         self._train_step = model._train_step
         model._train_step = self._step
 
+    def attach_monitor(self, monitor, failure=lambda: None) -> None:
+        """Score epochs with ``monitor`` (omnitrain/monitor.py). A checkpoint's monitoring history, best epoch
+        and patience count are restored into it; before each epoch that trains, an error of the last
+        scoring (``failure()``, kept by the epoch recorder) is raised, and ``EarlyStopped`` once the
+        monitor's patience ran out."""
+        self.monitor = monitor
+        if self.saved and self.saved.get("monitor"):
+            monitor.restore(self.saved["monitor"], upto=self.saved["epoch"])
+
+        def between_epochs():
+            error = failure()
+            if error is not None:
+                raise error
+            if monitor.should_stop():
+                raise EarlyStopped(f"early stopping after epoch {monitor.stopped_early_at + 1}")
+
+        self.between_epochs = between_epochs
+
     def request_stop(self, *_signal) -> None:
         """Stop at the next batch, after saving the last completed epoch (a signal handler)."""
         self.stop_requested = True
@@ -109,6 +133,8 @@ class ResumableTraining:
                 self._restore()
             self._epoch = epoch
             self._snapshot = (epoch - 1, self._state())
+            if self.between_epochs is not None:  # may raise EarlyStopped (or a monitoring error)
+                self.between_epochs()
         if self.stop_requested:
             self._stop()
         loss = self._train_step(x, lbl, *args, **kwargs)
@@ -138,6 +164,7 @@ class ResumableTraining:
 
     def _state(self) -> dict:
         state = {
+            "monitor": self.monitor.state() if self.monitor is not None else None,
             "net": _cpu(self.net.state_dict()),
             "optimizer": _cpu(self.model.optimizer.state_dict()),
             "torch_rng": torch.get_rng_state(),
@@ -188,6 +215,10 @@ class ResumableTraining:
             f"stop requested: {done} epoch(s) saved in {self.path}; run the workflow again to continue"
         )
         raise Interrupted(f"training stopped after epoch {done}; checkpoint {self.path}")
+
+    def save_weights(self, filename: str) -> None:
+        """The network's weights in Omnipose's format, without a checkpoint (the unhooked save_model)."""
+        self._save_weights(filename)
 
     def finished(self) -> None:
         """Training completed: the checkpoint is no longer needed."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .discovery import Discovery, Pair
-from .split import assign_split
+from .split import assign_split, assign_validation
 
 
 def source_name(pair: Pair, root) -> str:
@@ -18,7 +18,8 @@ def source_id(name: str) -> str:
 
 
 def build_sources(inputs: Discovery, test_inputs: Discovery | None, config: dict) -> dict[str, dict]:
-    """``{id: {"pair", "name", "role"}}`` for every pair: held-out by the hash split, or by test_dir."""
+    """``{id: {"pair", "name", "role"}}`` for every pair: held-out ("test") by the hash split or by
+    test_dir, some training images set aside ("validation") to monitor training, the rest "train"."""
     names = {source_name(p, inputs.root): p for p in inputs.pairs}
     if test_inputs is None:
         roles = assign_split(
@@ -30,6 +31,15 @@ def build_sources(inputs: Discovery, test_inputs: Discovery | None, config: dict
         )
     else:
         roles = dict.fromkeys(names, "train")
+    if config["monitor"]["every"] > 0:
+        for name in assign_validation(
+            sorted(n for n, r in roles.items() if r == "train"),
+            config["split"]["validation_fraction"],
+            seed=config["pipeline"]["seed"],
+            group_regex=config["split"]["group_regex"],
+            min_train=config["split"]["min_train"],
+        ):
+            roles[name] = "validation"
     sources = {source_id(n): {"pair": p, "name": n, "role": roles[n]} for n, p in names.items()}
     for pair in test_inputs.pairs if test_inputs is not None else []:
         name = source_name(pair, test_inputs.root)

@@ -46,3 +46,24 @@ def assign_split(
     if keys and len(test) == len(keys):  # everything below the threshold: keep one for training
         test.discard(max(keys, key=lambda k: (u[k], k)))
     return {n: ("test" if groups[n] in test else "train") for n in names}
+
+
+def assign_validation(
+    names: list[str], fraction: float, seed: int = 0, group_regex: str | None = None, min_train: int = 8
+) -> set[str]:
+    """The training source images set aside to monitor training (never trained on).
+
+    A group is taken when the hash of its key (salted differently from the test split) falls below
+    ``fraction``, at least one when ``fraction`` > 0; none at all unless ``min_train`` groups remain for
+    training. Like the test split, the decision depends on an image's own name, so adding images never
+    moves existing ones (except through the at-least-one and ``min_train`` rules).
+    """
+    groups = {n: group_of(n, group_regex) for n in names}
+    keys = sorted(set(groups.values()))
+    if fraction <= 0 or len(keys) < min_train + 1:
+        return set()
+    u = {k: hash_unit(f"validation\0{k}", seed) for k in keys}
+    chosen = {k for k in keys if u[k] < fraction} or {min(keys, key=lambda k: (u[k], k))}
+    while len(keys) - len(chosen) < min_train:
+        chosen.discard(max(chosen, key=lambda k: (u[k], k)))
+    return {n for n in names if groups[n] in chosen}

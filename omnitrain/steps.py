@@ -46,6 +46,11 @@ def train_size(config: dict) -> bool:
     return bool(config["train_size"])
 
 
+def monitoring(config: dict) -> bool:
+    """Training is monitored on validation images (when the split can set some aside: omnitrain/split.py)."""
+    return config["monitor"]["every"] > 0 and config["split"]["validation_fraction"] > 0
+
+
 def use_size_model(config: dict) -> bool:
     """Held-out images are rescaled by the size model (only meaningful with a nonzero diameter)."""
     return bool(config["train_size"] and config["diameter"] > 0 and config["evaluation"]["use_size_model"])
@@ -111,7 +116,7 @@ STEPS: tuple[Step, ...] = (
         "split",
         (Rule("split", "split.py", "preprocess"),),
         folder="splits/{split}",
-        settings=("split", "pipeline.seed", "test_dir"),
+        settings=("split", "pipeline.seed", "test_dir", "monitor.every"),
         reads=("validation",),  # it waits for the verdict on the inputs (a gate, see common.smk)
         data="sources",
         registers={"split": ("split", "table")},
@@ -133,6 +138,23 @@ STEPS: tuple[Step, ...] = (
         data="test_images",
         per_image=True,
         link=False,
+    ),
+    Step(
+        "monitor_image",
+        (PREPARE,),
+        folder=IMAGE_FOLDER,
+        settings=(*CHANNELS, "validation.max_split_fraction"),
+        data="validation_images",
+        per_image=True,
+        enabled=monitoring,
+        link=False,
+    ),
+    Step(
+        "monitor_set",
+        (Rule("monitor_set", "heldout_set.py", "preprocess"),),
+        folder="monitor_sets/{monitor_set}",
+        reads=("monitor_image",),
+        enabled=monitoring,
     ),
     Step(
         "trainset",
@@ -172,8 +194,8 @@ STEPS: tuple[Step, ...] = (
         "model",
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
-        settings=TRAINING,
-        reads=("trainset", "check"),  # train reads the check's table: a new check is a new model version
+        settings=(*TRAINING, "monitor"),
+        reads=("trainset", "check", "monitor_set"),  # train reads the check's table: a new check is a new model version
         data="pretrained",
         targets=(("train", "card"), ("train", "curve")),
         registers={"card": ("train", "card"), "model_file": ("train", "model")},
@@ -224,6 +246,7 @@ STEPS: tuple[Step, ...] = (
             "trainset",
             "check",
             "heldout",
+            "monitor_set",
             "model",
             "size_model",
             "prediction",

@@ -164,12 +164,20 @@ class EpochRecorder(logging.Handler):
 
     PATTERN = re.compile(r"Train epoch: (\d+) \|.*<Epoch Loss>: ([-+0-9.eE]+|nan)")
 
-    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger):
+    #: Validation columns, filled at monitored epochs (omnitrain/monitor.py) and empty otherwise.
+    MONITORED = ("val_loss", "val_ap50", "val_mean_ap")
+
+    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger, on_epoch=None):
+        """``on_epoch(epoch, loss)`` runs after each epoch's row is known and returns the epoch's validation
+        scores ({"val_loss", "ap50", "mean_ap"}) or None; an error in it is kept in ``failure`` (logging
+        would swallow it) and stops nothing by itself."""
         super().__init__(logging.INFO)
-        self.model, self.n_epochs, self.log = model, n_epochs, log
+        self.model, self.n_epochs, self.log, self.on_epoch = model, n_epochs, log, on_epoch
         self.rows: list[dict] = []
+        self.failure: BaseException | None = None
         self.tsv = open(tsv, "w")  # noqa: SIM115 (closed by close())
-        self.tsv.write("epoch\tloss\tlearning_rate\tseconds\telapsed\teta_seconds\n")
+        columns = ["epoch", "loss", "learning_rate", "seconds", "elapsed", "eta_seconds"]
+        self.tsv.write("\t".join(columns + (list(self.MONITORED) if on_epoch else [])) + "\n")
         self.start = self.last = time.perf_counter()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -194,12 +202,23 @@ class EpochRecorder(logging.Handler):
             "eta": eta,
         }
         self.rows.append(row)
-        self.tsv.write(f"{epoch}\t{loss:.6f}\t{rate:.6g}\t{seconds:.3f}\t{elapsed:.1f}\t{eta:.0f}\n")
-        self.tsv.flush()
+        line = f"{epoch}\t{loss:.6f}\t{rate:.6g}\t{seconds:.3f}\t{elapsed:.1f}\t{eta:.0f}"
         self.log.info(
             f"epoch {epoch + 1}/{self.n_epochs}  loss {loss:.5f}  lr {rate:.4g}  {seconds:.2f} s"
             f"  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
         )
+        if self.on_epoch is not None:
+            scores = None
+            if self.failure is None:
+                try:
+                    scores = self.on_epoch(epoch, loss)
+                except Exception as exc:  # noqa: BLE001 (re-raised by the train script after Omnipose's loop)
+                    self.failure = exc
+            keys = ("val_loss", "ap50", "mean_ap")
+            row.update({k: scores[k] for k in keys} if scores else {})
+            line += "".join(f"\t{scores[k]:.6f}" if scores else "\t" for k in keys)
+        self.tsv.write(line + "\n")
+        self.tsv.flush()
 
     def close(self) -> None:
         if not self.tsv.closed:

@@ -21,10 +21,15 @@ def data():
     image = {"path": "d/a.tif", "name": "a.tif", "sha256": "1" * 64}
     files = {"image": image, "label": None, "links": None}
     return {
-        "input_files": {"d/a.tif": "1" * 64, "d/b.tif": "2" * 64},
-        "sources": {"a": {"name": "a", "role": "train"}, "b": {"name": "b", "role": "test"}},
+        "input_files": {"d/a.tif": "1" * 64, "d/b.tif": "2" * 64, "d/c.tif": "4" * 64},
+        "sources": {
+            "a": {"name": "a", "role": "train"},
+            "b": {"name": "b", "role": "test"},
+            "c": {"name": "c", "role": "validation"},
+        },
         "train_images": {"a": {"files": files, "name": "a"}},
         "test_images": {"b": {"files": {**files, "image": {**image, "sha256": "2" * 64}}, "name": "b"}},
+        "validation_images": {"c": {"files": {**files, "image": {**image, "sha256": "4" * 64}}, "name": "c"}},
         "pretrained": [],
     }
 

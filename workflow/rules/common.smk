@@ -67,6 +67,7 @@ except ValueError as exc:
 NAMING_REFUSAL = naming_refusal(INPUTS, TEST_INPUTS)
 TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
 TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
+VALIDATION = sorted(s for s, v in SOURCES.items() if v["role"] == "validation")
 
 
 wildcard_constraints:
@@ -115,13 +116,14 @@ DATA = {
     "sources": {s: {"name": v["name"], "role": v["role"]} for s, v in SOURCES.items()},
     "train_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in TRAIN},
     "test_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in TEST},
+    "validation_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in VALIDATION},
     "pretrained": PRETRAINED_FILES,
 }
 ENABLED = {s.name for s in enabled_steps(config)}
 SETTINGS = {s.name: settings_of(s, config) for s in enabled_steps(config)}
 V = step_versions(config, DATA, ENVS)
 # One version per source image (the per-image steps); the other steps have one version each.
-PV = {**V.pop("train_image"), **V.pop("heldout_image")}
+PV = {**V.pop("train_image"), **V.pop("heldout_image"), **V.pop("monitor_image", {})}
 VERSION = V["version"]
 DIR = step_folders(RESULTS, V)
 LOG = rule_logs(RESULTS, V)
@@ -130,6 +132,20 @@ BENCHMARK = rule_benchmarks(RESULTS, V)
 # Snakemake knows it; Omnipose writes it (and its checkpoints) below <model folder>/models/.
 MODEL = model_file(DIR["model"], model_name(config["nchan"], config["nclasses"], config["dim"], "trainset"))
 GPUS = 0 if config["use_gpu"] is False else 1
+# Monitoring (omnitrain/monitor.py) needs validation images; the split sets them aside only when enough
+# training images remain (split.min_train). Its best epoch's model is "<model>_best", beside the last.
+MONITORED = "monitor_set" in ENABLED and bool(VALIDATION)
+if "monitor_set" not in ENABLED:
+    MONITOR_OFF = "monitor.every is 0 or split.validation_fraction is 0"
+elif not VALIDATION:
+    MONITOR_OFF = (
+        f"{len(TRAIN)} training source image(s) (or groups): validation images are set aside only when at"
+        f" least split.min_train = {config['split']['min_train']} remain for training"
+    )
+else:
+    MONITOR_OFF = ""
+BEST_MODEL = f"{MODEL}_best"
+SELECTED_MODEL = BEST_MODEL if MONITORED and config["monitor"]["select"] == "best" else MODEL
 
 
 def _read_json(path):
@@ -161,14 +177,18 @@ def image_dir(sid):
 
 
 def image_settings(sid):
-    step = "train_image" if SOURCES[sid]["role"] == "train" else "heldout_image"
-    return SETTINGS[step]
+    step = {"train": "train_image", "test": "heldout_image", "validation": "monitor_image"}
+    return SETTINGS[step[SOURCES[sid]["role"]]]
 
 
 # The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
-# Training and held-out images are never in the same batch, so the training set's inputs (its batch
+# Training, held-out and validation images are never in the same batch, so the training set's inputs (its batch
 # tables) depend on the training images only. A batch's id covers its images' versions.
-BATCHES = {**batch_ids(TRAIN, PV, NAMING_REFUSAL), **batch_ids(TEST, PV, NAMING_REFUSAL)}
+BATCHES = {
+    **batch_ids(TRAIN, PV, NAMING_REFUSAL),
+    **batch_ids(TEST, PV, NAMING_REFUSAL),
+    **batch_ids(VALIDATION, PV, NAMING_REFUSAL),
+}
 BATCH_OF = {s: b for b, members in BATCHES.items() for s in members}
 
 
@@ -219,13 +239,18 @@ def batch_params(wildcards):
 
 def prediction_inputs(wildcards):
     files = {
-        "model": rules.train.output.model,
+        "model": SELECTED_MODEL,
         "card": rules.train.output.card,
         "heldout": rules.heldout_set.output.heldout,
     }
     if "size_model" in reads_of(STEP["prediction"], config):
         files["size_model"] = rules.fit_size_model.output.size
     return files
+
+
+def train_inputs(wildcards):
+    """The validation set only when training is monitored."""
+    return {"monitor_set": rules.monitor_set.output.heldout} if MONITORED else {}
 
 
 def output_of(rule, name):

@@ -7,6 +7,24 @@ localrules:
     heldout_set,
 
 
+if "monitor_set" in ENABLED:
+
+    localrules:
+        monitor_set,
+
+    rule monitor_set:
+        input:
+            batches=batch_tables(VALIDATION),
+        output:
+            heldout=directory(DIR["monitor_set"]),
+        log:
+            LOG["monitor_set"],
+        conda:
+            "../../envs/preprocess.yaml"
+        script:
+            "../scripts/heldout_set.py"
+
+
 rule split:
     input:
         validated=rules.validate_inputs.output.table,

@@ -3,12 +3,14 @@
 
 rule train:
     input:
+        unpack(train_inputs),
         trainset=rules.pack.output.trainset,
         provenance=rules.pack.output.provenance,
         checked=rules.validate_training_set.output.table,
         pretrained=[ancient(x) for x in PRETRAINED],
     output:
         model=MODEL,
+        **({"best": BEST_MODEL} if MONITORED else {}),
         card=f"{DIR['model']}/model_card.json",
         losses=f"{DIR['model']}/losses.tsv",
         curve=report(
@@ -31,6 +33,7 @@ rule train:
         settings=SETTINGS["model"],
         version=V["model"],
         sources=TRAIN_IMAGE_FILES,
+        monitor_off=MONITOR_OFF,
     script:
         "../scripts/train.py"
 
@@ -39,7 +42,7 @@ if "size_model" in ENABLED:
 
     rule fit_size_model:
         input:
-            model=rules.train.output.model,
+            model=SELECTED_MODEL,
             card=rules.train.output.card,
             trainset=rules.pack.output.trainset,
             heldout=rules.heldout_set.output.heldout,

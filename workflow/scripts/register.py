@@ -48,7 +48,7 @@ def main(sm) -> None:
     # Objects per source image, from the validation table (one row per pair found).
     validation = pd.read_csv(sm.input.validation, sep="\t")
     objects = dict(zip(validation["image"].astype(str), validation["objects"], strict=True))
-    count = {"train": [0, 0], "test": [0, 0]}
+    count = {"train": [0, 0], "test": [0, 0], "validation": [0, 0]}
     for src in sources.values():
         count[src["role"]][0] += 1
         count[src["role"]][1] += int(objects.get(src["files"]["image"]["path"], 0))
@@ -71,6 +71,7 @@ def main(sm) -> None:
             "test_images": count["test"][0],
             "train_objects": count["train"][1],
             "test_objects": count["test"][1],
+            "validation_images": count["validation"][0],
             "training_images": stats["images"],
             "training_objects": stats["cells"],
         },
@@ -80,6 +81,10 @@ def main(sm) -> None:
         "code": code_digest(*sorted(f.name for f in SCRIPTS.glob("*.py"))),
         "run": run_info(),
         "device": card["device"],
+        "model": {
+            "selected": card.get("selected"),
+            "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
+        },
         "scores": {
             "summary": {k: scores.get(k) for k in ("mean_ap", "ap50", "ap75", "aji", "pq", "images")},
             "per_image": {
@@ -112,6 +117,10 @@ def main(sm) -> None:
         "params": p.settings,
         "run": record["run"],
         "device": card["device"],
+        "model": {
+            "selected": card.get("selected"),
+            "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
+        },
         "timings": timings(p.benchmarks),
         "files": lineage,
     }

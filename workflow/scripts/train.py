@@ -1,6 +1,7 @@
 """Rule train: train Omnipose on the pipeline's training set (the real CellposeModel.train)."""
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -17,7 +18,8 @@ from omnitrain.config import OMNIPOSE_FLAGS
 from omnitrain.hashing import sha256
 from omnitrain.layout import save_path_of
 from omnitrain.manifest import digest, files_of, write_json
-from omnitrain.resume import Interrupted, ResumableTraining
+from omnitrain.monitor import Monitor, load_validation_set
+from omnitrain.resume import EarlyStopped, Interrupted, ResumableTraining
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names
 from omnitrain.training import (
@@ -36,16 +38,42 @@ from omnitrain.training import (
 )
 
 
-def loss_curve(rows, path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([r["epoch"] + 1 for r in rows], [r["loss"] for r in rows], marker="o" if len(rows) < 40 else None)
+def loss_curve(rows, path, history=(), best_epoch=None) -> None:
+    """Training loss per epoch and, when monitored, validation loss and AP (written atomically: a user may
+    open it while training runs)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.plot([r["epoch"] + 1 for r in rows], [r["loss"] for r in rows], marker="o" if len(rows) < 40 else None,
+            label="training loss (epoch mean)")  # fmt: skip
     ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss (epoch mean)")
-    ax.set_title("Omnipose training loss")
+    ax.set_ylabel("loss")
+    ax.set_title("Omnipose training" + (" and validation" if history else " loss"))
     ax.grid(alpha=0.3)
+    if history:
+        epochs = [h["epoch"] + 1 for h in history]
+        ax.plot(epochs, [h["val_loss"] for h in history], marker="s", label="validation loss")
+        ap = ax.twinx()
+        ap.plot(epochs, [h["ap50"] for h in history], marker="^", color="tab:green", label="validation AP@0.5")
+        ap.plot(epochs, [h["mean_ap"] for h in history], marker="v", color="tab:olive", label="validation mean AP")
+        ap.set_ylim(0, 1)
+        ap.set_ylabel("validation AP")
+        handles = ax.get_legend_handles_labels()[0] + ap.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="center right")
+        if best_epoch is not None:
+            ax.axvline(best_epoch + 1, color="grey", lw=0.8, ls=":", label="best epoch")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(fig)
+    os.replace(tmp, path)
+
+
+def selected(cfg, monitor, out, epochs) -> dict:
+    """Which model file the size model, the held-out evaluation and the registry use."""
+    if monitor is None or cfg["monitor"]["select"] == "last":
+        return {"select": "last", "file": str(out.model), "epoch": epochs}
+    best = monitor.best
+    return {"select": "best", "file": str(out.best), "epoch": best["epoch"] + 1, "metric": monitor.metric,
+            "score": best[monitor.metric], "sha256": sha256(out.best)}  # fmt: skip
 
 
 def main(sm) -> None:
@@ -79,7 +107,25 @@ def main(sm) -> None:
     # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
     resumable = ResumableTraining(model, Path(save_path) / "checkpoint.pt", sm.params.version, log)
     signal.signal(signal.SIGTERM, resumable.request_stop)
-    recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log)
+    monitor, monitoring = None, {"on": False, "reason": sm.params.monitor_off}
+    if sm.input.get("monitor_set"):
+        mon = cfg["monitor"]
+        monitor = Monitor(
+            model, load_validation_set(sm.input.monitor_set), every=mon["every"], n_epochs=cfg["n_epochs"],
+            metric=mon["metric"], patience=mon["patience"],
+            tyx=train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]],
+            batch_size=cfg["batch_size"], channel_axis=0 if cfg["nchan"] > 1 else None,
+            diameter=cfg["diameter"], best_path=out.best, save_weights=resumable.save_weights, log=log,
+            on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
+        )  # fmt: skip
+        resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
+        log.info(
+            f"monitoring every {mon['every']} epoch(s) on {len(monitor.vs.images)} validation image(s)"
+            f" ({len(monitor.crops)} crop(s) for the loss); best by {mon['metric']}, selected: {mon['select']}"
+        )
+    else:
+        log.info(f"WARNING monitoring is off: {sm.params.monitor_off}")
+    recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log, on_epoch=monitor.on_epoch if monitor else None)
     omnipose_log = logging.getLogger("cellpose_omni.core")
     omnipose_log.addHandler(recorder)
     start = time.perf_counter()
@@ -90,6 +136,9 @@ def main(sm) -> None:
     except Interrupted as exc:
         sys.stderr.write(f"\n{exc}: run the workflow again to continue from there\n")
         sys.exit(1)
+    except EarlyStopped:
+        # The network holds the weights of the last monitored epoch: they are the model ("last").
+        resumable.save_weights(out.model)
     except ValueError as exc:
         names = source_names(sm.input.provenance, sm.params.sources)
         message = sparse_failure(exc, ts, cfg["min_train_masks"], names)
@@ -102,6 +151,8 @@ def main(sm) -> None:
     finally:
         omnipose_log.removeHandler(recorder)
         recorder.close()
+    if recorder.failure is not None:
+        raise recorder.failure
     resumable.finished()
     wall = time.perf_counter() - start
     if not Path(out.model).is_file():
@@ -116,7 +167,10 @@ def main(sm) -> None:
             path.unlink()
             log.info(f"removed {path}: it cannot be loaded (cut short by a full disk or a kill)")
     found = architecture(out.model)
-    loss_curve(recorder.rows, out.curve)
+    if monitor:
+        loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"])
+    else:
+        loss_curve(recorder.rows, out.curve)
     trainset_files = files_of([sm.input.trainset])
     card = {
         "model": str(out.model),
@@ -148,6 +202,8 @@ def main(sm) -> None:
         "seconds_per_epoch": round(total / max(len(recorder.rows), 1), 3),
         "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,
         "checkpoints": checkpoints,
+        "monitoring": {"on": True, **monitor.summary()} if monitor else monitoring,
+        "selected": selected(cfg, monitor, out, len(recorder.rows)),
     }
     write_json(out.card, card)
     log.info(f"model: {out.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")

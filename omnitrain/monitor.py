@@ -1,0 +1,291 @@
+"""Watching a training: validation loss and AP at monitored epochs, the best checkpoint, early stopping.
+
+Omnipose 1.1.4 scores nothing during training (a ``test_dir`` is loaded and never used). Every
+``monitor.every`` epochs and at the last epoch, :class:`Monitor` scores the network as it is at the end
+of that epoch on the validation images (training source images set aside by the split, never packed or
+trained on):
+
+- validation loss: Omnipose's own loss (``CellposeModel.loss_fn``, the quantity of its "Epoch Loss")
+  on fixed crops of the validation images, without augmentation: the images are normalised as
+  ``train`` does (``transforms.reshape_train_test``), cut into a grid of ``tyx`` crops, and their
+  labels turned into Omnipose's training targets by its own ``masks_to_flows_batch`` and
+  ``batch_labels``;
+- validation AP@0.5 and mean AP (0.5-0.95): ``CellposeModel.eval`` on the whole validation images,
+  scored by :mod:`omnitrain.metrics` (equal to cellpose_omni's average_precision).
+
+The random states (torch, numpy, Python) are restored afterwards, so a monitored training draws the
+same crops and weights as an unmonitored one. Nothing here copies Omnipose's loop: the scores are
+computed from its functions, between its epochs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .discovery import discover
+from .imageio import read_array
+from .labels import read_links
+from .metrics import score_image
+
+#: Higher is better for AP, lower for the loss.
+BETTER = {"ap50": np.greater, "mean_ap": np.greater, "val_loss": np.less}
+#: Omnipose's eval thresholds for the validation AP. Fixed on purpose: the held-out evaluation's own
+#: thresholds (evaluation.*) are not training settings, and changing them must not retrain a model.
+EVAL_KWARGS = {"mask_threshold": 0.0, "flow_threshold": 0.4, "net_avg": False}
+COLUMNS = ("val_loss", "val_ap50", "val_mean_ap")
+
+
+@dataclass
+class ValidationSet:
+    """Validation images (channels first when nchan > 1, as prepared) and their label matrices."""
+
+    images: list[np.ndarray] = field(default_factory=list)
+    labels: list[np.ndarray] = field(default_factory=list)
+    links: list[set | None] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+def load_validation_set(folder: str | Path) -> ValidationSet:
+    """The monitor_set folder (<base>.tif + <base>_masks.tif [+ _links.txt]); empty when it has none."""
+    vs = ValidationSet()
+    for pair in discover(folder).pairs:
+        vs.images.append(read_array(pair.image))
+        vs.labels.append(read_array(pair.label))
+        links = read_links(pair.links)
+        vs.links.append(set(links) if links else None)
+        vs.names.append(pair.base)
+    return vs
+
+
+def grid_starts(length: int, size: int) -> list[int]:
+    """Starts of crops of ``size`` that cover ``length`` (the last one flush with the end; [0] if shorter)."""
+    if length <= size:
+        return [0]
+    n = -(-length // size)
+    return sorted({round(i * (length - size) / (n - 1)) for i in range(n)})
+
+
+def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) -> tuple[np.ndarray, np.ndarray]:
+    """Every image (nchan, *spatial) and label cut into a grid of ``tyx`` crops, zero-padded where smaller:
+    (crops (n, nchan, *tyx) float32, label crops (n, *tyx))."""
+    crops, lab_crops = [], []
+    for img, lab in zip(images, labels, strict=True):
+        spatial = lab.shape
+        pad = [(0, max(t - s, 0)) for s, t in zip(spatial, tyx, strict=True)]
+        img = np.pad(img, [(0, 0), *pad])
+        lab = np.pad(lab, pad)
+        for starts in np.ndindex(*[len(grid_starts(s, t)) for s, t in zip(lab.shape, tyx, strict=True)]):
+            at = [grid_starts(s, t)[i] for s, t, i in zip(lab.shape, tyx, starts, strict=True)]
+            window = tuple(slice(a, a + t) for a, t in zip(at, tyx, strict=True))
+            crops.append(img[(slice(None), *window)])
+            lab_crops.append(lab[window])
+    return np.stack(crops).astype(np.float32), np.stack(lab_crops)
+
+
+def prepared_images(model, vs: ValidationSet, channel_axis) -> list[np.ndarray]:
+    """The validation images as Omnipose's ``train`` prepares its training images (shape, normalisation)."""
+    from cellpose_omni import transforms
+
+    data = [np.asarray(im, dtype=np.float32) for im in vs.images]
+    labels = [np.asarray(lab) for lab in vs.labels]
+    out = transforms.reshape_train_test(data, labels, None, None, None, channel_axis, True, model.dim, True)
+    return out[0]
+
+
+def validation_loss(model, crops: np.ndarray, label_crops: np.ndarray, batch_size: int) -> float:
+    """Omnipose's training loss (its ``raw_loss``, the logged "Epoch Loss") of the network on fixed crops,
+    without augmentation or a gradient step; the mean over crops."""
+    import omnipose
+    import torch
+
+    tyx = tuple(label_crops.shape[1:])
+    total, n = 0.0, 0
+    model.net.eval()
+    with torch.no_grad():
+        for start in range(0, len(crops), batch_size):
+            x, lab = crops[start : start + batch_size], label_crops[start : start + batch_size]
+            out = omnipose.core.masks_to_flows_batch(
+                lab, [None] * len(lab), device=model.device, omni=True, dim=model.dim
+            )
+            fields, slices = out[:-4], out[-4]
+            masks, bd, t, mu = [torch.stack([f[(Ellipsis, *slc)] for slc in slices]) for f in fields]
+            lbl = omnipose.core.batch_labels(
+                masks, bd, t, mu, tyx, dim=model.dim, nclasses=model.nclasses, device=model.device
+            )
+            y = model.net(model._to_device(x))[0]
+            # raw_loss does not include ext_loss (training passes its symmetry loss there); a zero tensor
+            # is what Omnipose's own step passes without symmetry (an int 0 fails in its scaling).
+            _, raw = model.loss_fn(lbl, y, ext_loss=torch.zeros([], device=model.device))
+            total, n = total + float(raw) * len(x), n + len(x)
+    return total / max(n, 1)
+
+
+def validation_ap(model, vs: ValidationSet, channel_axis, diameter: float) -> tuple[float, float]:
+    """Validation AP@0.5 and mean AP (0.5-0.95) over the validation images' objects, from Omnipose's eval.
+
+    With ``diameter`` 0 (no rescaling in training) images are segmented at their own scale; otherwise
+    each at its true median diameter (the validation labels are known), as a size model would aim to."""
+    from cellpose_omni import utils
+
+    rows_all = []
+    for image, labels in zip(vs.images, vs.labels, strict=True):
+        diam = float(utils.diameters(labels, omni=True)[0]) if diameter else None
+        masks = model.eval(
+            image, channels=None, channel_axis=channel_axis, omni=True, diameter=diam, **EVAL_KWARGS
+        )[0]
+        rows, _ = score_image(np.asarray(labels), np.asarray(masks))
+        rows_all.append(rows)
+    # Summed over images (as the held-out summary does): AP = tp / (tp + fp + fn) at each threshold.
+    aps = []
+    for per_threshold in zip(*rows_all, strict=True):
+        tp, fp, fn = (sum(r[k] for r in per_threshold) for k in ("tp", "fp", "fn"))
+        aps.append(tp / (tp + fp + fn) if tp + fp + fn else 1.0)
+    return float(aps[0]), float(np.mean(aps))
+
+
+def _random_states():
+    import torch
+
+    states = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def _restore_random_states(states) -> None:
+    import torch
+
+    torch.set_rng_state(states["torch"])
+    np.random.set_state(states["numpy"])
+    random.setstate(states["python"])
+    if "cuda" in states:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class Monitor:
+    """Scores monitored epochs, keeps the best weights in ``best_path``, and decides early stopping.
+
+    ``save_weights(path)`` writes the network's weights in Omnipose's format (the unhooked
+    ``net.save_model``). :meth:`state` / :meth:`restore` carry the history, the best epoch and the
+    patience counter through a checkpoint (omnitrain/resume.py).
+    """
+
+    def __init__(
+        self,
+        model,
+        vs: ValidationSet,
+        *,
+        every: int,
+        n_epochs: int,
+        metric: str,
+        patience: int | None,
+        tyx,
+        batch_size: int,
+        channel_axis,
+        diameter: float,
+        best_path: str | Path,
+        save_weights: Callable[[str], None],
+        log: logging.Logger,
+        on_scored: Callable[[], None] | None = None,
+    ):
+        self.model, self.vs, self.every, self.n_epochs = model, vs, every, n_epochs
+        self.metric, self.patience, self.batch_size = metric, patience, batch_size
+        self.channel_axis, self.diameter = channel_axis, diameter
+        self.best_path, self.save_weights, self.log = Path(best_path), save_weights, log
+        self.on_scored = on_scored  # e.g. redraw the learning curve
+        self.images = prepared_images(model, vs, channel_axis)
+        self.crops, self.label_crops = validation_crops(self.images, vs.labels, tuple(tyx))
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.bad = 0  # monitored epochs since the best one
+        self.stopped_early_at: int | None = None
+        self.resumed_after = -1  # last epoch of the checkpoint a resumed run restored
+
+    def due(self, epoch: int) -> bool:
+        return (epoch + 1) % self.every == 0 or epoch == self.n_epochs - 1
+
+    def on_epoch(self, epoch: int, loss: float) -> dict | None:
+        """After each epoch (omnitrain.training.EpochRecorder): its validation scores, or None."""
+        if epoch <= self.resumed_after:  # replayed for its data order: scores from the checkpoint
+            return next((h for h in self.history if h["epoch"] == epoch), None)
+        if not self.due(epoch):
+            return None
+        row = self.score(epoch, loss)
+        if self.on_scored is not None:
+            self.on_scored()
+        return row
+
+    def score(self, epoch: int, train_loss: float) -> dict:
+        """Score the network after ``epoch`` (0-based), update the best weights and the patience count."""
+        states = _random_states()
+        try:
+            val_loss = validation_loss(self.model, self.crops, self.label_crops, self.batch_size)
+            ap50, mean_ap = validation_ap(self.model, self.vs, self.channel_axis, self.diameter)
+        finally:
+            _restore_random_states(states)
+            self.model.net.train()
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "ap50": ap50, "mean_ap": mean_ap}
+        self.history.append(row)
+        value = row[self.metric]
+        improved = self.best is None or bool(BETTER[self.metric](value, self.best[self.metric]))
+        if improved:
+            self.best, self.bad = dict(row), 0
+            # Written aside, then renamed: a kill never leaves half a best file.
+            tmp = self.best_path.with_name(f".{self.best_path.name}.tmp")
+            self.save_weights(str(tmp))
+            os.replace(tmp, self.best_path)
+        else:
+            self.bad += 1
+        mark = "  (best so far)" if improved else f"  (best: epoch {self.best['epoch'] + 1})"
+        self.log.info(
+            f"validation at epoch {epoch + 1}: loss {val_loss:.5f}  AP@0.5 {ap50:.3f}  mean AP {mean_ap:.3f}"
+            f" ({len(self.vs.images)} image(s), {len(self.crops)} crop(s)){mark}"
+        )
+        if self.should_stop():
+            self.stopped_early_at = epoch
+            self.log.info(
+                f"early stopping: {self.bad} monitored epoch(s) without a better {self.metric}"
+                f" (monitor.patience {self.patience}); best epoch {self.best['epoch'] + 1}"
+            )
+        return row
+
+    def should_stop(self) -> bool:
+        return self.patience is not None and self.bad >= self.patience
+
+    def state(self) -> dict:
+        return {
+            "history": [dict(r) for r in self.history],
+            "best": dict(self.best) if self.best else None,
+            "bad": self.bad,
+            "stopped_early_at": self.stopped_early_at,
+        }
+
+    def restore(self, state: dict, upto: int) -> None:
+        """The state of a checkpoint whose last epoch is ``upto`` (later rows are recomputed)."""
+        self.history = [dict(r) for r in state["history"] if r["epoch"] <= upto]
+        self.resumed_after = upto
+        self.best = dict(state["best"]) if state["best"] else None
+        self.bad = int(state["bad"])
+        self.stopped_early_at = state.get("stopped_early_at")
+
+    def summary(self) -> dict:
+        """What the model card records."""
+        return {
+            "validation_images": self.vs.names,
+            "validation_crops": len(self.crops),
+            "every": self.every,
+            "metric": self.metric,
+            "patience": self.patience,
+            "best_epoch": self.best["epoch"] + 1 if self.best else None,
+            "best_score": self.best[self.metric] if self.best else None,
+            "best": self.best,
+            "stopped_early_at_epoch": None if self.stopped_early_at is None else self.stopped_early_at + 1,
+            "history": self.history,
+        }
