@@ -72,7 +72,7 @@ def grid_starts(length: int, size: int) -> list[int]:
     return sorted({round(i * (length - size) / (n - 1)) for i in range(n)})
 
 
-def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) -> tuple[np.ndarray, np.ndarray]:
+def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) -> tuple[np.ndarray, ...]:
     """Every image (nchan, *spatial) and label cut into a grid of ``tyx`` crops, zero-padded where smaller:
     (crops (n, nchan, *tyx) float32, label crops (n, *tyx))."""
     crops, lab_crops = [], []
@@ -231,7 +231,8 @@ class Monitor:
         finally:
             _restore_random_states(states)
             self.model.net.train()
-        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "ap50": ap50, "mean_ap": mean_ap}
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss}
+        row.update(ap50=ap50, mean_ap=mean_ap)
         self.history.append(row)
         value = row[self.metric]
         improved = self.best is None or bool(BETTER[self.metric](value, self.best[self.metric]))

@@ -195,7 +195,8 @@ STEPS: tuple[Step, ...] = (
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
         settings=(*TRAINING, "monitor"),
-        reads=("trainset", "check", "monitor_set"),  # train reads the check's table: a new check is a new model version
+        # train reads the check's table: a new check is a new model version
+        reads=("trainset", "check", "monitor_set"),
         data="pretrained",
         targets=(("train", "card"), ("train", "curve")),
         registers={"card": ("train", "card"), "model_file": ("train", "model")},

@@ -1,9 +1,10 @@
-"""The one end-to-end quality test: the demo config trains, through snakemake on the CPU, a model that segments.
+"""The one end-to-end quality test: the demo config trains, through snakemake on the CPU, a model that
+segments.
 
-It is the test that fails when a change breaks training itself (a wrong flag mapping, a broken crop, a wrong
-channel, scrambled labels), which no shape or file test sees. Seeded; the bound (held-out AP@0.5 >= 0.7) sits well
-below what the demo reaches (0.86 on 2 CPU cores, README), so it does not flake. It costs minutes: it is the
-slowest test, kept in CI on purpose.
+It is the test that fails when a change breaks training itself (a wrong flag mapping, a broken crop, a
+wrong channel, scrambled labels), which no shape or file test sees. Seeded; the bound (held-out AP@0.5 >=
+0.7) sits well below what the demo reaches (0.86 on 2 CPU cores, README), so it does not flake. It costs
+minutes: it is the slowest test, kept in CI on purpose.
 """
 
 from __future__ import annotations

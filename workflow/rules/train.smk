@@ -9,8 +9,8 @@ rule train:
         checked=rules.validate_training_set.output.table,
         pretrained=[ancient(x) for x in PRETRAINED],
     output:
-        model=MODEL,
         **({"best": BEST_MODEL} if MONITORED else {}),
+        model=MODEL,
         card=f"{DIR['model']}/model_card.json",
         losses=f"{DIR['model']}/losses.tsv",
         curve=report(

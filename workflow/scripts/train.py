@@ -52,8 +52,11 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
         epochs = [h["epoch"] + 1 for h in history]
         ax.plot(epochs, [h["val_loss"] for h in history], marker="s", label="validation loss")
         ap = ax.twinx()
-        ap.plot(epochs, [h["ap50"] for h in history], marker="^", color="tab:green", label="validation AP@0.5")
-        ap.plot(epochs, [h["mean_ap"] for h in history], marker="v", color="tab:olive", label="validation mean AP")
+        for key, marker, colour, label in (
+            ("ap50", "^", "tab:green", "validation AP@0.5"),
+            ("mean_ap", "v", "tab:olive", "validation mean AP"),
+        ):
+            ap.plot(epochs, [h[key] for h in history], marker=marker, color=colour, label=label)
         ap.set_ylim(0, 1)
         ap.set_ylabel("validation AP")
         handles = ax.get_legend_handles_labels()[0] + ap.get_legend_handles_labels()[0]
@@ -121,11 +124,12 @@ def main(sm) -> None:
         resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
         log.info(
             f"monitoring every {mon['every']} epoch(s) on {len(monitor.vs.images)} validation image(s)"
-            f" ({len(monitor.crops)} crop(s) for the loss); best by {mon['metric']}, selected: {mon['select']}"
+            f" ({len(monitor.crops)} crop(s) for the loss); best by {mon['metric']}, used: {mon['select']}"
         )
     else:
         log.info(f"WARNING monitoring is off: {sm.params.monitor_off}")
-    recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log, on_epoch=monitor.on_epoch if monitor else None)
+    on_epoch = monitor.on_epoch if monitor else None
+    recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log, on_epoch=on_epoch)
     omnipose_log = logging.getLogger("cellpose_omni.core")
     omnipose_log.addHandler(recorder)
     start = time.perf_counter()
