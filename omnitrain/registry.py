@@ -35,6 +35,11 @@ REGISTRY_COLUMNS = [
     "heldout_version",
     "model_version",
     "model",
+    "selected",
+    "selected_epoch",
+    "validation_images",
+    "validation_metric",
+    "validation_score",
     "size_model",
     "heldout_mean_ap",
     "heldout_ap50",
@@ -180,6 +185,9 @@ def registry_row(record: dict) -> dict:
     # Records made before the step table (December 2026) name the model files at the top level.
     old = {"model_file": paths.get("model"), "size_model_file": paths.get("size_model")}
     files = paths.get("files") or old
+    # The model file the evaluation used: <model>_best with monitor.select best (records from before
+    # monitoring have none: their model file is the last epoch's).
+    chosen = (record.get("model") or {}).get("selected") or {}
     change = record.get("change")
     if change is None:
         summary = "first version"
@@ -203,7 +211,12 @@ def registry_row(record: dict) -> dict:
         "trainset_version": record["versions"]["trainset"],
         "heldout_version": record["versions"]["heldout"],
         "model_version": record["versions"]["model"],
-        "model": files.get("model_file") or "",
+        "model": chosen.get("file") or files.get("model_file") or "",
+        "selected": chosen.get("select", "last"),
+        "selected_epoch": chosen.get("epoch"),
+        "validation_images": d.get("validation_images", 0),
+        "validation_metric": chosen.get("metric", ""),
+        "validation_score": chosen.get("score"),
         "size_model": files.get("size_model_file") or "",
         "heldout_mean_ap": s.get("mean_ap"),
         "heldout_ap50": s.get("ap50"),

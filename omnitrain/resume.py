@@ -10,7 +10,9 @@ hooks two of the model's methods:
   checkpoint). A SIGKILL loses at most ``save_every`` epochs.
 - ``_train_step``, called once per batch, (1) replays the epochs a checkpoint already holds without
   training (Omnipose draws each epoch's images from a sequence fixed up front and reseeds numpy with
-  the epoch number, so the epochs after them see exactly the data they would have seen), (2) restores
+  the epoch number, so the epochs after them see exactly the data they would have seen; while
+  replaying, Omnipose's augmentation and flow computation are skipped too, see
+  :func:`_skip_while_replaying`, so a resume costs about one epoch wherever it stopped), (2) restores
   the checkpoint right before the first batch that trains, and (3) after a stop request (SIGTERM, which
   SLURM sends before its time limit) writes the state of the last completed epoch (kept in memory at
   each epoch start) at the next batch and stops: nothing of the finished epochs is lost.
@@ -26,9 +28,61 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 FORMAT = 1
+
+#: The training whose finished epochs are being replayed (None otherwise); see _skip_while_replaying.
+_REPLAYING = None
+
+
+def _skip_while_replaying(module, name: str, cheap) -> None:
+    """Replace ``module.name`` by a wrapper that returns ``cheap(...)`` while a resumed training replays.
+
+    A replayed batch's data is thrown away (its loss comes from the checkpoint), and nothing after
+    depends on computing it: numpy is reseeded at every epoch and torch's random state is restored
+    from the checkpoint before the first batch that trains. So the augmentation and flows of
+    thousands of finished epochs need not be computed. Installed once per process; outside a replay
+    the wrapper calls the original.
+    """
+    original = getattr(module, name)
+    if getattr(original, "_omnitrain_original", None) is not None:
+        return
+
+    def wrapper(*args, **kwargs):
+        if _REPLAYING is not None and _REPLAYING.model.epoch < _REPLAYING.start:
+            return cheap(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    wrapper._omnitrain_original = original
+    setattr(module, name, wrapper)
+
+
+def _cheap_crops(X, *args, **kwargs):
+    """Stand-in for transforms.random_rotate_and_resize: (images, labels, scales) of one pixel each."""
+    n = len(X)
+    return np.zeros((n, 1, 1, 1), np.float32), np.zeros((n, 1, 1), np.int64), np.ones(n, np.float32)
+
+
+def _cheap_flows(batch, *args, **kwargs):
+    """Stand-in for omnipose.core.masks_to_flows_batch: its 8 outputs, of the right kinds only."""
+    z = torch.zeros(1)
+    return z, z, z, z, [()] * len(batch), None, None, None
+
+
+def _cheap_labels(masks, *args, **kwargs):
+    """Stand-in for omnipose.core.batch_labels."""
+    return torch.zeros((len(masks), 1))
+
+
+def _install_replay_shortcuts() -> None:
+    import omnipose.core
+    from cellpose_omni import transforms
+
+    _skip_while_replaying(transforms, "random_rotate_and_resize", _cheap_crops)
+    _skip_while_replaying(omnipose.core, "masks_to_flows_batch", _cheap_flows)
+    _skip_while_replaying(omnipose.core, "batch_labels", _cheap_labels)
 
 
 class Interrupted(RuntimeError):
@@ -73,7 +127,8 @@ class ResumableTraining:
                 self.saved, self.start = ck, ck["epoch"] + 1
                 log.info(
                     f"resuming from the checkpoint of epoch {ck['epoch'] + 1} ({self.path}): epochs"
-                    f" 1-{self.start} are replayed for their data order without training"
+                    f" 1-{self.start} are replayed for their data order, without training or computing"
+                    " their crops"
                 )
             else:
                 log.info(f"ignoring {self.path}: it belongs to another training")
@@ -94,6 +149,11 @@ class ResumableTraining:
         self.net.save_model = self._save_model
         self._train_step = model._train_step
         model._train_step = self._step
+        global _REPLAYING
+        _REPLAYING = None  # a new training: no replay of an earlier one is going on
+        if self.start:
+            _install_replay_shortcuts()
+            _REPLAYING = self
 
     def attach_monitor(self, monitor, failure=lambda: None) -> None:
         """Score epochs with ``monitor`` (omnitrain/monitor.py). A checkpoint's monitoring history, best epoch
@@ -122,10 +182,12 @@ class ResumableTraining:
         epoch = self.model.epoch
         if epoch < self.start:  # already done before the kill: keep Omnipose's log line truthful
             if self.stop_requested:  # nothing trained yet in this run: the checkpoint stands
+                self._end_replay()
                 raise Interrupted(
                     f"training stopped while replaying epoch {epoch + 1}; checkpoint {self.path}"
                 )
             return self.saved["losses"][epoch]
+        self._end_replay()
         if epoch != self._epoch:  # the first batch of an epoch: the previous epoch is complete
             if self._epoch is not None or epoch > 0:
                 self._close_epoch(epoch - 1)
@@ -216,10 +278,22 @@ class ResumableTraining:
         )
         raise Interrupted(f"training stopped after epoch {done}; checkpoint {self.path}")
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._end_replay()  # however training ended, later trainings in this process are not replays
+
+    def _end_replay(self) -> None:
+        global _REPLAYING
+        if _REPLAYING is self:
+            _REPLAYING = None
+
     def save_weights(self, filename: str) -> None:
         """The network's weights in Omnipose's format, without a checkpoint (the unhooked save_model)."""
         self._save_weights(filename)
 
     def finished(self) -> None:
         """Training completed: the checkpoint is no longer needed."""
+        self._end_replay()
         self.path.unlink(missing_ok=True)

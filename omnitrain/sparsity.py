@@ -83,8 +83,9 @@ def expected_failures(p: float, crops: float) -> float:
 
 
 def crops_per_image(n_epochs: int, nimg_per_epoch: int | None, n_images: int) -> float:
-    """How many training crops one image gives over the whole training (images are drawn evenly)."""
-    per_epoch = nimg_per_epoch if nimg_per_epoch else n_images
+    """How many training crops one image gives over the whole training (images are drawn evenly; Omnipose
+    trains max(nimg_per_epoch, number of images) crops per epoch)."""
+    per_epoch = max(nimg_per_epoch or 0, n_images)
     return n_epochs * per_epoch / max(n_images, 1)
 
 

@@ -177,6 +177,7 @@ STEPS: tuple[Step, ...] = (
             "diameter",
             "n_epochs",
             "training.nimg_per_epoch",
+            "batch_size",
             "min_train_masks",
         ),  # fmt: skip
         reads=("trainset",),

@@ -247,8 +247,22 @@ def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:
     }
 
 
-def train_kwargs(config: dict, save_path: str, netstr: str) -> dict:
-    """CellposeModel.train(...) arguments, as the omnipose CLI passes them (min_train_masks honoured)."""
+def crops_per_epoch(config: dict, n_sources: int) -> int:
+    """The ``nimg_per_epoch`` passed to Omnipose: ``training.nimg_per_epoch``, or by default the number of
+    training SOURCE images, and never fewer than ``batch_size``.
+
+    Omnipose's own default (the number of training images) means, after packing, a handful of crops per
+    epoch (demo: 2): a ``batch_size: 16`` would silently become a batch of 2 and ``n_epochs: 4000`` far
+    fewer gradient steps than the same flags on the raw folder. With this default an epoch is at least
+    what ``omnipose --train`` on the raw folder does (Omnipose itself takes the larger of this and the
+    number of training images)."""
+    chosen = config["training"]["nimg_per_epoch"]
+    return int(chosen) if chosen else max(int(n_sources), int(config["batch_size"]))
+
+
+def train_kwargs(config: dict, save_path: str, netstr: str, n_sources: int | None = None) -> dict:
+    """CellposeModel.train(...) arguments, as the omnipose CLI passes them (min_train_masks honoured);
+    with ``n_sources`` (the training source images) an epoch is :func:`crops_per_epoch` crops."""
     tyx = config["tyx"]
     return {
         "learning_rate": float(config["learning_rate"]),
@@ -266,7 +280,11 @@ def train_kwargs(config: dict, save_path: str, netstr: str) -> dict:
         "SGD": not config["RAdam"],
         "tyx": tuple(int(v) for v in tyx) if tyx else None,
         "netstr": netstr,
-        "nimg_per_epoch": config.get("training", {}).get("nimg_per_epoch"),
+        "nimg_per_epoch": (
+            crops_per_epoch(config, n_sources)
+            if n_sources is not None
+            else config.get("training", {}).get("nimg_per_epoch")
+        ),
         "do_autocast": False,  # --amp is broken in omnipose 1.1.4 (autocast without device_type)
     }
 

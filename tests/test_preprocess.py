@@ -16,7 +16,7 @@ from omnitrain.imageio import read_array
 from omnitrain.labels import read_links, relabel, remap_links, write_links
 from omnitrain.packing import assemble_bins, clusters, crop_region, make_crops, normalisation, pack_rectangles
 from omnitrain.preprocess import prepare_source, select_channels, source_crops
-from omnitrain.split import assign_split
+from omnitrain.split import assign_split, assign_validation
 from omnitrain.tiling import cut_tiles, tile_boxes, tile_edges
 
 
@@ -305,6 +305,27 @@ def test_split_keeps_groups_together_and_holds_out_at_least_min_test():
     assert set(assign_split(["a", "b", "c"], 0.9).values()) == {"train", "test"}  # one always trains
 
 
+def test_validation_images_are_set_aside_from_training_images_only_when_enough_remain():
+    ten = [f"img{i}" for i in range(10)]
+    roles = assign_split(ten, 0.2, seed=0)
+    train = sorted(n for n, r in roles.items() if r == "train")
+    # The default (0.1, min_train 8) leaves a 10-image user >= 8 images to train on: no validation.
+    assert len(train) == 8 and assign_validation(train, 0.1, min_train=8) == set()
+    assert len(assign_validation(train, 0.1, min_train=7)) == 1  # at least one when enough remain
+    names = [f"img{i:03d}" for i in range(300)]
+    first = assign_validation(names, 0.1, seed=0)
+    assert 15 < len(first) < 45 and len(names) - len(first) >= 8
+    grown = assign_validation(names + [f"new{i:03d}" for i in range(100)], 0.1, seed=0)
+    assert {n for n in grown if n in names} == first, "adding images never moves existing ones"
+    # Different from the test split's hash: not the images that just missed the test threshold.
+    test_roles = assign_split(names, 0.2, seed=0, min_test=0)
+    assert {n for n in first if test_roles[n] == "test"} != set()
+    movies = [f"movie{m}_t{t}" for m in range(20) for t in range(3)]
+    chosen = assign_validation(movies, 0.2, group_regex=r"^(movie\d+)_t\d$")
+    assert chosen and all({f"{n.split('_')[0]}_t{t}" for t in range(3)} <= chosen for n in chosen)
+    assert assign_validation(names, 0.0) == set()
+
+
 def test_sources_from_subfolders_and_test_dir(tmp_path):
     from conftest import write_pair
 
@@ -329,3 +350,10 @@ def test_sources_from_subfolders_and_test_dir(tmp_path):
         found, None, check_config({"dir": str(tmp_path / "train"), "look_one_level_down": True})
     )
     assert sorted(v["role"] for v in no_test.values()) == ["test", "train", "train"]
+    # Validation images come from the training images, never from test_dir; monitor.every 0: none.
+    split = {"min_train": 2, "validation_fraction": 0.1}
+    cfg = check_config({**cfg, "split": split})
+    roles = {k: v["role"] for k, v in build_sources(found, discover(tmp_path / "held"), cfg).items()}
+    assert roles["test__a"] == "test" and sorted(roles.values()) == ["test", "train", "train", "validation"]
+    cfg = check_config({**cfg, "monitor": {"every": 0}})
+    assert "validation" not in {v["role"] for v in build_sources(found, None, cfg).values()}

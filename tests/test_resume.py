@@ -26,6 +26,22 @@ def training_data():
     return images, labels
 
 
+def stop_or_crash(model, hooks, stop_in_epoch=None, crash_in_epoch=None) -> None:
+    """Request a stop (as SIGTERM does) or crash (as SIGKILL does: nothing saved) in epoch ``...in_epoch``."""
+    if stop_in_epoch is None and crash_in_epoch is None:
+        return
+    step = model._train_step
+
+    def trigger(*args, **kwargs):
+        if model.epoch == stop_in_epoch:
+            hooks.request_stop()  # what the SIGTERM handler does
+        if model.epoch == crash_in_epoch:
+            raise KeyboardInterrupt("killed")  # a kill: nothing saved on the way out
+        return step(*args, **kwargs)
+
+    model._train_step = trigger
+
+
 def train(
     tmp_path,
     name,
@@ -44,17 +60,7 @@ def train(
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
     log = logging.getLogger(f"test.resume.{name}")
     hooks = ResumableTraining(model, checkpoint, identity, log) if checkpoint else None
-    if stop_in_epoch is not None or crash_in_epoch is not None:
-        step = model._train_step
-
-        def trigger(*args, **kwargs):
-            if model.epoch == stop_in_epoch:
-                hooks.request_stop()  # what the SIGTERM handler does
-            if model.epoch == crash_in_epoch:
-                raise KeyboardInterrupt("killed")  # a kill: nothing saved on the way out
-            return step(*args, **kwargs)
-
-        model._train_step = trigger
+    stop_or_crash(model, hooks, stop_in_epoch, crash_in_epoch)
     recorder = EpochRecorder(model, n_epochs, tmp_path / f"{name}.tsv", log)
     core = logging.getLogger("cellpose_omni.core")
     core.addHandler(recorder)

@@ -1,4 +1,5 @@
-"""Rule heldout_set: the held-out source images (channels selected, labels 1..N) in Omnipose's naming."""
+"""Rules heldout_set and monitor_set: the held-out (or validation) source images, channels selected and labels
+1..N, in Omnipose's naming."""
 
 import shutil
 import sys
@@ -20,7 +21,8 @@ def main(sm) -> None:
             if suffix != "_links.txt" or src.stat().st_size:
                 shutil.copyfile(src, out / src.name)
     n = len(list(out.glob("*_masks.tif")))
-    log.info(f"held-out set: {n} source image(s) in {out}" + ("" if n else " (none: nothing to evaluate on)"))
+    kind = "validation" if sm.rule == "monitor_set" else "held-out"
+    log.info(f"{kind} set: {n} source image(s) in {out}" + ("" if n else " (none: nothing to evaluate on)"))
 
 
 run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)

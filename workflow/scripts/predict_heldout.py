@@ -33,7 +33,7 @@ def main(sm) -> None:
     out = Path(sm.output.predictions)
     out.mkdir(parents=True, exist_ok=True)
     pairs = discover(sm.input.heldout).pairs
-    log.info(f"segmenting {len(pairs)} held-out image(s) on {device}")
+    log.info(f"segmenting {len(pairs)} held-out image(s) on {device} with {sm.input.model}")
     for pair in pairs:
         image = read_array(pair.image)
         rescale = None

@@ -28,6 +28,7 @@ from omnitrain.training import (
     TrainingError,
     architecture,
     check_pretrained,
+    crops_per_epoch,
     load_training_set,
     loadable,
     model_kwargs,
@@ -70,6 +71,21 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
     os.replace(tmp, path)
 
 
+def epoch_meaning(cfg, n_images: int, n_sources: int) -> str:
+    """What an epoch is here (packing changes it), with a warning when batches come out smaller."""
+    per_epoch = max(crops_per_epoch(cfg, n_sources), n_images)  # Omnipose takes the larger
+    why = "training.nimg_per_epoch" if cfg["training"]["nimg_per_epoch"] else (
+        f"by default max({n_sources} training source image(s), batch_size {cfg['batch_size']})"
+    )  # fmt: skip
+    text = f"an epoch is {per_epoch} crop(s) ({why}; {n_images} training image(s) after packing)"
+    if per_epoch < cfg["batch_size"]:
+        text += (
+            f"\nWARNING batches of {per_epoch} crop(s), not batch_size {cfg['batch_size']}: raise"
+            " training.nimg_per_epoch to at least batch_size"
+        )
+    return text
+
+
 def selected(cfg, monitor, out, epochs) -> dict:
     """Which model file the size model, the held-out evaluation and the registry use."""
     if monitor is None or cfg["monitor"]["select"] == "last":
@@ -102,10 +118,12 @@ def main(sm) -> None:
     torch.set_num_threads(sm.threads)
     log.info(f"device: {device}")
     log.info(f"training set: {len(ts.images)} image(s) from {sm.input.trainset}")
+    log.info(epoch_meaning(cfg, len(ts.images), len(sm.params.sources)))
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
     save_path = str(save_path_of(out.model))
     netstr = Path(out.model).name
+    kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
     # Full checkpoints beside the model (not a declared output: Snakemake keeps it when the job fails);
     # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
     resumable = ResumableTraining(model, Path(save_path) / "checkpoint.pt", sm.params.version, log)
@@ -116,7 +134,7 @@ def main(sm) -> None:
         monitor = Monitor(
             model, load_validation_set(sm.input.monitor_set), every=mon["every"], n_epochs=cfg["n_epochs"],
             metric=mon["metric"], patience=mon["patience"],
-            tyx=train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]],
+            tyx=kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]],
             batch_size=cfg["batch_size"], channel_axis=0 if cfg["nchan"] > 1 else None,
             diameter=cfg["diameter"], best_path=out.best, save_weights=resumable.save_weights, log=log,
             on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
@@ -134,9 +152,8 @@ def main(sm) -> None:
     omnipose_log.addHandler(recorder)
     start = time.perf_counter()
     try:
-        model.train(
-            ts.images, ts.labels, ts.links, train_files=ts.files, **train_kwargs(cfg, save_path, netstr)
-        )
+        with resumable:
+            model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
     except Interrupted as exc:
         sys.stderr.write(f"\n{exc}: run the workflow again to continue from there\n")
         sys.exit(1)
@@ -184,7 +201,8 @@ def main(sm) -> None:
         "nclasses": found["nclasses"],
         "dim": found["dim"],
         "diam_mean": float(model.diam_mean),
-        "tyx": list(train_kwargs(cfg, save_path, netstr)["tyx"] or DEFAULT_TYX[cfg["dim"]]),
+        "tyx": list(kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]]),
+        "crops_per_epoch": max(kwargs["nimg_per_epoch"], len(ts.images)),
         "flags": {k: v for k, v in cfg.items() if k in OMNIPOSE_FLAGS},
         "settings": cfg,
         "seed": cfg["pipeline"]["seed"],

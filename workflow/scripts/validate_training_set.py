@@ -16,7 +16,7 @@ from omnitrain.imageio import read_array
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names, sparse_image_problems
-from omnitrain.training import DEFAULT_TYX
+from omnitrain.training import DEFAULT_TYX, crops_per_epoch
 from omnitrain.validation import Settings, summary_text, validate_pairs
 
 
@@ -78,7 +78,7 @@ def sparse_check(pairs, table, cfg, provenance, sources, log) -> list[Problem]:
         tyx,
         float(cfg["diameter"]),
         cfg["n_epochs"],
-        cfg["training"]["nimg_per_epoch"],
+        crops_per_epoch(cfg, len(sources)),
         cfg["min_train_masks"],
         cfg["validation"]["sparse_crop_risk"],
     )
