@@ -6,7 +6,7 @@ of that epoch on the validation images (training source images set aside by the 
 trained on):
 
 - validation loss: Omnipose's own loss (``CellposeModel.loss_fn``, the quantity of its "Epoch Loss")
-  on fixed crops of the validation images, without augmentation: the images are normalised as
+  on fixed crops of the validation images, one at a time, without augmentation: the images are normalised as
   ``train`` does (``transforms.reshape_train_test``), cut into a grid of ``tyx`` crops, and their
   labels turned into Omnipose's training targets by its own ``masks_to_flows_batch`` and
   ``batch_labels``;
@@ -99,18 +99,24 @@ def prepared_images(model, vs: ValidationSet, channel_axis) -> list[np.ndarray]:
     return out[0]
 
 
-def validation_loss(model, crops: np.ndarray, label_crops: np.ndarray, batch_size: int) -> float:
+def validation_loss(model, crops: np.ndarray, label_crops: np.ndarray) -> float:
     """Omnipose's training loss (its ``raw_loss``, the logged "Epoch Loss") of the network on fixed crops,
-    without augmentation or a gradient step; the mean over crops."""
+    without augmentation or a gradient step: the mean over crops of each crop's loss.
+
+    One crop at a time because Omnipose's loss terms are normalised over a whole batch (the same 4 crops
+    score 2.27 one by one, 11.06 in pairs and 9.08 together): so the value depends neither on batch_size
+    nor on how many validation crops there are."""
     import omnipose
     import torch
 
     tyx = tuple(label_crops.shape[1:])
+    if not hasattr(model, "WeightedMSE"):  # Omnipose's train() sets its loss terms up; outside it, do so
+        model._set_criterion()
     total, n = 0.0, 0
     model.net.eval()
     with torch.no_grad():
-        for start in range(0, len(crops), batch_size):
-            x, lab = crops[start : start + batch_size], label_crops[start : start + batch_size]
+        for start in range(len(crops)):
+            x, lab = crops[start : start + 1], label_crops[start : start + 1]
             out = omnipose.core.masks_to_flows_batch(
                 lab, [None] * len(lab), device=model.device, omni=True, dim=model.dim
             )
@@ -187,7 +193,6 @@ class Monitor:
         metric: str,
         patience: int | None,
         tyx,
-        batch_size: int,
         channel_axis,
         diameter: float,
         best_path: str | Path,
@@ -196,7 +201,7 @@ class Monitor:
         on_scored: Callable[[], None] | None = None,
     ):
         self.model, self.vs, self.every, self.n_epochs = model, vs, every, n_epochs
-        self.metric, self.patience, self.batch_size = metric, patience, batch_size
+        self.metric, self.patience = metric, patience
         self.channel_axis, self.diameter = channel_axis, diameter
         self.best_path, self.save_weights, self.log = Path(best_path), save_weights, log
         self.on_scored = on_scored  # e.g. redraw the learning curve
@@ -226,7 +231,7 @@ class Monitor:
         """Score the network after ``epoch`` (0-based), update the best weights and the patience count."""
         states = _random_states()
         try:
-            val_loss = validation_loss(self.model, self.crops, self.label_crops, self.batch_size)
+            val_loss = validation_loss(self.model, self.crops, self.label_crops)
             ap50, mean_ap = validation_ap(self.model, self.vs, self.channel_axis, self.diameter)
         finally:
             _restore_random_states(states)

@@ -71,10 +71,10 @@ def test_validation_loss_equals_omnipose_loss_on_the_same_crops_and_weights():
     model = model_of()
     crops, labs = validation_crops(prepared_images(model, vs, None), vs.labels, TYX)
     assert len(crops) == 4
-    ours = validation_loss(model, crops, labs, batch_size=3)  # batches of 3 and 1: batching does not matter
+    ours = validation_loss(model, crops, labs)
     direct = np.mean([omnipose_loss_of_one_crop(model, c, lab) for c, lab in zip(crops, labs, strict=True)])
-    assert ours == pytest.approx(direct, rel=1e-5)  # float32 sums in another order
-    other = validation_loss(model_of(seed=1), crops, labs, batch_size=3)
+    assert ours == pytest.approx(direct, rel=1e-6)  # float32, summed in float64
+    other = validation_loss(model_of(seed=1), crops, labs)
     assert abs(other - ours) > 1e-3, "other weights, another loss"
 
 
@@ -91,14 +91,16 @@ def monitored_training(
     """Omnipose's train() on two demo crops, scored at every epoch on one validation crop.
 
     Returns (final weights or None when stopped, monitor, model folder)."""
+    # RAdam refuses a learning rate of 0 (torch_optimizer); SGD takes it.
     cfg = config(n_epochs=n_epochs, save_every=2, tyx=list(TYX), batch_size=2, learning_rate=learning_rate)
+    cfg["RAdam"] = learning_rate > 0
     model = model_of()
     log = logging.getLogger(f"test.monitor.{name}")
     hooks = ResumableTraining(model, checkpoint or tmp_path / f"{name}.pt", "v1", log)
     folder = tmp_path / name
     kwargs = {"every": 1, "metric": "val_loss", "patience": None} | monitor_kwargs
     monitor = Monitor(
-        model, validation_set(), n_epochs=n_epochs, tyx=TYX, batch_size=2, channel_axis=None, diameter=0,
+        model, validation_set(), n_epochs=n_epochs, tyx=TYX, channel_axis=None, diameter=0,
         best_path=folder / "best", save_weights=hooks.save_weights, log=log, **kwargs,
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
@@ -155,6 +157,27 @@ def test_validation_ap_equals_the_metrics_of_omnipose_eval(uninterrupted):
     assert (best["ap50"], best["mean_ap"]) == (pytest.approx(ap50), pytest.approx(mean_ap))
 
 
+class Segments:
+    """A stand-in model whose eval returns given masks (to check how the scores are summed over images)."""
+
+    def __init__(self, masks):
+        self.masks = list(masks)
+
+    def eval(self, image, **kwargs):
+        return (self.masks.pop(0),)
+
+
+def test_validation_ap_sums_objects_over_images_like_the_heldout_summary():
+    vs = validation_set()
+    lab = vs.labels[0]
+    two = ValidationSet([vs.images[0]] * 2, [lab, lab[:64]], [None, None], ["a", "b"])
+    worse = lab.copy()
+    worse[np.isin(worse, np.unique(lab)[1:4])] = 0  # three objects missed in the first image
+    ap50, mean_ap = validation_ap(Segments([worse, lab[:64]]), two, None, 0)
+    n = len(np.unique(lab)) - 1 + len(np.unique(lab[:64])) - 1
+    assert ap50 == pytest.approx((n - 3) / n) and 0 < mean_ap <= ap50
+
+
 @pytest.mark.parametrize("how", ["SIGTERM", "SIGKILL"])
 def test_stopped_monitored_training_resumes_to_the_same_history_and_best_file(uninterrupted, tmp_path, how):
     weights, whole, whole_folder = uninterrupted
@@ -167,7 +190,7 @@ def test_stopped_monitored_training_resumes_to_the_same_history_and_best_file(un
     assert [h["epoch"] for h in part.history] == ([0, 1] if how == "SIGTERM" else [0, 1, 2])
     resumed, monitor, folder = monitored_training(tmp_path, "part", checkpoint=ck)
     assert same_weights(resumed, weights)
-    assert monitor.history == pytest.approx(whole.history) and monitor.best == pytest.approx(whole.best)
+    assert monitor.history == whole.history and monitor.best == whole.best  # exact on 1 CPU thread
     assert same_weights(
         torch.load(folder / "best", map_location="cpu", weights_only=True),
         torch.load(whole_folder / "best", map_location="cpu", weights_only=True),

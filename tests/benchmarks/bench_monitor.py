@@ -70,7 +70,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
         vs = ValidationSet([img.astype(np.float32)], [lab], [None], ["colony_dense_03"])
         monitor = Monitor(
             model, vs, every=monitor_every, n_epochs=cfg["n_epochs"], metric="ap50", patience=None,
-            tyx=cfg["tyx"], batch_size=cfg["batch_size"], channel_axis=None, diameter=0,
+            tyx=cfg["tyx"], channel_axis=None, diameter=0,
             best_path=folder / "best", save_weights=hooks.save_weights, log=LOG,
         )  # fmt: skip
         hooks.attach_monitor(monitor)

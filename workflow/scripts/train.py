@@ -135,7 +135,7 @@ def main(sm) -> None:
             model, load_validation_set(sm.input.monitor_set), every=mon["every"], n_epochs=cfg["n_epochs"],
             metric=mon["metric"], patience=mon["patience"],
             tyx=kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]],
-            batch_size=cfg["batch_size"], channel_axis=0 if cfg["nchan"] > 1 else None,
+            channel_axis=0 if cfg["nchan"] > 1 else None,
             diameter=cfg["diameter"], best_path=out.best, save_weights=resumable.save_weights, log=log,
             on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
         )  # fmt: skip
