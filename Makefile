@@ -57,6 +57,7 @@ bench:
 	$(VENV)/bin/python tests/benchmarks/bench_dryrun.py
 	$(VENV)/bin/python tests/benchmarks/bench_batches.py
 	$(VENV)/bin/python tests/benchmarks/bench_cpu_epochs.py
+	$(VENV)/bin/python tests/benchmarks/bench_monitor.py
 
 clean-demo:
 	rm -rf resources/demo results/demo

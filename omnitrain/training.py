@@ -260,6 +260,23 @@ def crops_per_epoch(config: dict, n_sources: int) -> int:
     return int(chosen) if chosen else max(int(n_sources), int(config["batch_size"]))
 
 
+def epoch_meaning(cfg, n_images: int, n_sources: int) -> str:
+    """What an epoch is here (packing changes it), with a warning when batches come out smaller."""
+    per_epoch = max(crops_per_epoch(cfg, n_sources), n_images)  # Omnipose takes the larger
+    why = (
+        "training.nimg_per_epoch"
+        if cfg["training"]["nimg_per_epoch"]
+        else (f"by default max({n_sources} training source image(s), batch_size {cfg['batch_size']})")
+    )
+    text = f"an epoch is {per_epoch} crop(s) ({why}; {n_images} training image(s) after packing)"
+    if per_epoch < cfg["batch_size"]:
+        text += (
+            f"\nWARNING batches of {per_epoch} crop(s), not batch_size {cfg['batch_size']}: raise"
+            " training.nimg_per_epoch to at least batch_size"
+        )
+    return text
+
+
 def train_kwargs(config: dict, save_path: str, netstr: str, n_sources: int | None = None) -> dict:
     """CellposeModel.train(...) arguments, as the omnipose CLI passes them (min_train_masks honoured);
     with ``n_sources`` (the training source images) an epoch is :func:`crops_per_epoch` crops."""

@@ -14,6 +14,8 @@ from omnitrain.training import (
     TrainingError,
     architecture,
     check_pretrained,
+    crops_per_epoch,
+    epoch_meaning,
     model_kwargs,
     net_type,
     resolve_device,
@@ -105,3 +107,15 @@ def test_two_seeded_cpu_runs_give_identical_weights(tmp_path):
     table = (tmp_path / "a.tsv").read_text().splitlines()
     assert table[0].split("\t") == ["epoch", "loss", "learning_rate", "seconds", "elapsed", "eta_seconds"]
     assert len(table) == 3
+
+
+def test_an_epoch_keeps_the_meaning_of_omnipose_train_on_the_raw_folder():
+    cfg = {"batch_size": 8, "training": {"nimg_per_epoch": None}}
+    # 17 source images packed into 5: 17 crops per epoch (as omnipose --train on the folder), not 5.
+    assert crops_per_epoch(cfg, 17) == 17 and "an epoch is 17 crop(s)" in epoch_meaning(cfg, 5, 17)
+    assert crops_per_epoch(cfg, 3) == 8, "never fewer than batch_size"
+    chosen = {"batch_size": 8, "training": {"nimg_per_epoch": 4}}
+    assert crops_per_epoch(chosen, 17) == 4
+    assert "WARNING batches of 4 crop(s), not batch_size 8" in epoch_meaning(chosen, 2, 17)
+    assert "an epoch is 6 crop(s)" in epoch_meaning(chosen, 6, 17)  # Omnipose: at least one per image
+    assert "WARNING" not in epoch_meaning(cfg, 2, 3)

@@ -28,7 +28,7 @@ from omnitrain.training import (
     TrainingError,
     architecture,
     check_pretrained,
-    crops_per_epoch,
+    epoch_meaning,
     load_training_set,
     loadable,
     model_kwargs,
@@ -69,21 +69,6 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
     fig.savefig(tmp, dpi=100, metadata={"Software": None})
     plt.close(fig)
     os.replace(tmp, path)
-
-
-def epoch_meaning(cfg, n_images: int, n_sources: int) -> str:
-    """What an epoch is here (packing changes it), with a warning when batches come out smaller."""
-    per_epoch = max(crops_per_epoch(cfg, n_sources), n_images)  # Omnipose takes the larger
-    why = "training.nimg_per_epoch" if cfg["training"]["nimg_per_epoch"] else (
-        f"by default max({n_sources} training source image(s), batch_size {cfg['batch_size']})"
-    )  # fmt: skip
-    text = f"an epoch is {per_epoch} crop(s) ({why}; {n_images} training image(s) after packing)"
-    if per_epoch < cfg["batch_size"]:
-        text += (
-            f"\nWARNING batches of {per_epoch} crop(s), not batch_size {cfg['batch_size']}: raise"
-            " training.nimg_per_epoch to at least batch_size"
-        )
-    return text
 
 
 def selected(cfg, monitor, out, epochs) -> dict:
@@ -144,8 +129,10 @@ def main(sm) -> None:
             f"monitoring every {mon['every']} epoch(s) on {len(monitor.vs.images)} validation image(s)"
             f" ({len(monitor.crops)} crop(s) for the loss); best by {mon['metric']}, used: {mon['select']}"
         )
-    else:
+    elif "split.min_train" in sm.params.monitor_off:  # wanted, but too few images to set any aside
         log.info(f"WARNING monitoring is off: {sm.params.monitor_off}")
+    else:
+        log.info(f"monitoring is off: {sm.params.monitor_off}")
     on_epoch = monitor.on_epoch if monitor else None
     recorder = EpochRecorder(model, cfg["n_epochs"], out.losses, log, on_epoch=on_epoch)
     omnipose_log = logging.getLogger("cellpose_omni.core")
