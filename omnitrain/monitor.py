@@ -38,7 +38,9 @@ from .metrics import score_image
 BETTER = {"ap50": np.greater, "mean_ap": np.greater, "val_loss": np.less}
 #: Omnipose's eval thresholds for the validation AP. Fixed on purpose: the held-out evaluation's own
 #: thresholds (evaluation.*) are not training settings, and changing them must not retrain a model.
-EVAL_KWARGS = {"mask_threshold": 0.0, "flow_threshold": 0.4, "net_avg": False}
+#: model_loaded: without it, eval of a model made from a pretrained file loads that file into the network
+#: first (CellposeModel.eval), which would undo the training of a fine-tuning run.
+EVAL_KWARGS = {"mask_threshold": 0.0, "flow_threshold": 0.4, "net_avg": False, "model_loaded": True}
 COLUMNS = ("val_loss", "val_ap50", "val_mean_ap")
 
 
@@ -176,11 +178,12 @@ def _restore_random_states(states) -> None:
 
 
 class Monitor:
-    """Scores monitored epochs, keeps the best weights in ``best_path``, and decides early stopping.
+    """Scores monitored epochs, keeps the best weights, and decides early stopping.
 
-    ``save_weights(path)`` writes the network's weights in Omnipose's format (the unhooked
-    ``net.save_model``). :meth:`state` / :meth:`restore` carry the history, the best epoch and the
-    patience counter through a checkpoint (omnitrain/resume.py).
+    The best epoch's weights are kept in memory and in the checkpoint (:meth:`state`, with the history
+    and the patience count; omnitrain/resume.py), and written to ``best_path`` in Omnipose's format
+    (a state_dict, as ``net.save_model`` writes it) at each improvement and by :meth:`write_best` at the
+    end: Snakemake removes a job's outputs before a rerun, so the file alone would not survive a resume.
     """
 
     def __init__(
@@ -196,19 +199,21 @@ class Monitor:
         channel_axis,
         diameter: float,
         best_path: str | Path,
-        save_weights: Callable[[str], None],
         log: logging.Logger,
         on_scored: Callable[[], None] | None = None,
     ):
         self.model, self.vs, self.every, self.n_epochs = model, vs, every, n_epochs
         self.metric, self.patience = metric, patience
         self.channel_axis, self.diameter = channel_axis, diameter
-        self.best_path, self.save_weights, self.log = Path(best_path), save_weights, log
+        self.best_path, self.log = Path(best_path), log
+        if not vs.images:
+            raise ValueError("no validation image to monitor training with (the monitor_set folder is empty)")
         self.on_scored = on_scored  # e.g. redraw the learning curve
         self.images = prepared_images(model, vs, channel_axis)
         self.crops, self.label_crops = validation_crops(self.images, vs.labels, tuple(tyx))
         self.history: list[dict] = []
         self.best: dict | None = None
+        self.best_state: dict | None = None  # the best epoch's weights (CPU copies)
         self.bad = 0  # monitored epochs since the best one
         self.stopped_early_at: int | None = None
         self.resumed_after = -1  # last epoch of the checkpoint a resumed run restored
@@ -242,11 +247,11 @@ class Monitor:
         value = row[self.metric]
         improved = self.best is None or bool(BETTER[self.metric](value, self.best[self.metric]))
         if improved:
-            self.best, self.bad = dict(row), 0
-            # Written aside, then renamed: a kill never leaves half a best file.
-            tmp = self.best_path.with_name(f".{self.best_path.name}.tmp")
-            self.save_weights(str(tmp))
-            os.replace(tmp, self.best_path)
+            from .resume import cpu_copy
+
+            net = self.model.net.module if hasattr(self.model.net, "module") else self.model.net
+            self.best, self.bad, self.best_state = dict(row), 0, cpu_copy(net.state_dict())
+            self.write_best()
         else:
             self.bad += 1
         mark = "  (best so far)" if improved else f"  (best: epoch {self.best['epoch'] + 1})"
@@ -254,7 +259,7 @@ class Monitor:
             f"validation at epoch {epoch + 1}: loss {val_loss:.5f}  AP@0.5 {ap50:.3f}  mean AP {mean_ap:.3f}"
             f" ({len(self.vs.images)} image(s), {len(self.crops)} crop(s)){mark}"
         )
-        if self.should_stop():
+        if self.should_stop() and epoch < self.n_epochs - 1:
             self.stopped_early_at = epoch
             self.log.info(
                 f"early stopping: {self.bad} monitored epoch(s) without a better {self.metric}"
@@ -265,10 +270,19 @@ class Monitor:
     def should_stop(self) -> bool:
         return self.patience is not None and self.bad >= self.patience
 
+    def write_best(self) -> None:
+        """The best weights to ``best_path`` (written aside, then renamed: never half a file)."""
+        import torch
+
+        tmp = self.best_path.with_name(f".{self.best_path.name}.tmp")
+        torch.save(self.best_state, tmp)
+        os.replace(tmp, self.best_path)
+
     def state(self) -> dict:
         return {
             "history": [dict(r) for r in self.history],
             "best": dict(self.best) if self.best else None,
+            "best_state": self.best_state,
             "bad": self.bad,
             "stopped_early_at": self.stopped_early_at,
         }
@@ -278,6 +292,7 @@ class Monitor:
         self.history = [dict(r) for r in state["history"] if r["epoch"] <= upto]
         self.resumed_after = upto
         self.best = dict(state["best"]) if state["best"] else None
+        self.best_state = state["best_state"]
         self.bad = int(state["bad"])
         self.stopped_early_at = state.get("stopped_early_at")
 

@@ -51,7 +51,9 @@ def _skip_while_replaying(module, name: str, cheap) -> None:
         return
 
     def wrapper(*args, **kwargs):
-        if _REPLAYING is not None and _REPLAYING.model.epoch < _REPLAYING.start:
+        # Omnipose sets model.epoch in its loop: before it (a warm-up call) nothing is being replayed.
+        if _REPLAYING is not None and getattr(_REPLAYING.model, "epoch", None) is not None \
+                and _REPLAYING.model.epoch < _REPLAYING.start:  # fmt: skip
             return cheap(*args, **kwargs)
         return original(*args, **kwargs)
 
@@ -93,14 +95,14 @@ class EarlyStopped(RuntimeError):
     """The monitor's patience ran out: training ends with the weights of the last monitored epoch."""
 
 
-def _cpu(obj):
+def cpu_copy(obj):
     """A copy of (nested) state with every tensor cloned to the CPU."""
     if torch.is_tensor(obj):
         return obj.detach().to("cpu", copy=True)
     if isinstance(obj, dict):
-        return {k: _cpu(v) for k, v in obj.items()}
+        return {k: cpu_copy(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return type(obj)(_cpu(v) for v in obj)
+        return type(obj)(cpu_copy(v) for v in obj)
     return obj
 
 
@@ -115,10 +117,15 @@ class ResumableTraining:
     log : logger for what happens (resume, checkpoint, stop)
     """
 
-    def __init__(self, model, path: str | Path, identity: str, log: logging.Logger):
+    def __init__(
+        self, model, path: str | Path, identity: str, log: logging.Logger, replay_shortcuts: bool = True
+    ):
+        """``replay_shortcuts``: skip the crops and flows of replayed epochs (not with Omnipose's
+        DataLoader, whose worker processes compute them out of reach)."""
         self.model, self.path, self.identity, self.log = model, Path(path), identity, log
         self.monitor = None  # omnitrain.monitor.Monitor (attach_monitor): its state travels in the checkpoint
         self.between_epochs = None  # called before the first batch of every epoch that trains
+        self.failure = lambda: None  # an error of the last scoring (attach_monitor)
         self.saved: dict | None = None
         self.start = 0
         if self.path.is_file():
@@ -149,11 +156,20 @@ class ResumableTraining:
         self.net.save_model = self._save_model
         self._train_step = model._train_step
         model._train_step = self._step
+        self.replay_shortcuts = replay_shortcuts
+        self._train = model.train
+        model.train = self._train_scoped
+
+    def _train_scoped(self, *args, **kwargs):
+        """Omnipose's train(), with the replay shortcuts on for this call only."""
         global _REPLAYING
-        _REPLAYING = None  # a new training: no replay of an earlier one is going on
-        if self.start:
+        if self.start and self.replay_shortcuts:
             _install_replay_shortcuts()
             _REPLAYING = self
+        try:
+            return self._train(*args, **kwargs)
+        finally:
+            self._end_replay()
 
     def attach_monitor(self, monitor, failure=lambda: None) -> None:
         """Score epochs with ``monitor`` (omnitrain/monitor.py). A checkpoint's monitoring history, best epoch
@@ -161,17 +177,21 @@ class ResumableTraining:
         scoring (``failure()``, kept by the epoch recorder) is raised, and ``EarlyStopped`` once the
         monitor's patience ran out."""
         self.monitor = monitor
+        self.failure = failure
         if self.saved and self.saved.get("monitor"):
             monitor.restore(self.saved["monitor"], upto=self.saved["epoch"])
 
         def between_epochs():
-            error = failure()
-            if error is not None:
-                raise error
+            self._raise_failure()
             if monitor.should_stop():
                 raise EarlyStopped(f"early stopping after epoch {monitor.stopped_early_at + 1}")
 
         self.between_epochs = between_epochs
+
+    def _raise_failure(self) -> None:
+        error = self.failure()
+        if error is not None:
+            raise error
 
     def request_stop(self, *_signal) -> None:
         """Stop at the next batch, after saving the last completed epoch (a signal handler)."""
@@ -212,6 +232,8 @@ class ResumableTraining:
                 self._restore()
                 self._save_weights(filename)
             return
+        # A scoring of this epoch that failed: no checkpoint claims it was scored (the rerun redoes it).
+        self._raise_failure()
         self._save_weights(filename)
         if epoch != self._written:
             self._close_epoch(epoch)
@@ -227,8 +249,8 @@ class ResumableTraining:
     def _state(self) -> dict:
         state = {
             "monitor": self.monitor.state() if self.monitor is not None else None,
-            "net": _cpu(self.net.state_dict()),
-            "optimizer": _cpu(self.model.optimizer.state_dict()),
+            "net": cpu_copy(self.net.state_dict()),
+            "optimizer": cpu_copy(self.model.optimizer.state_dict()),
             "torch_rng": torch.get_rng_state(),
         }
         if torch.cuda.is_available():
@@ -277,12 +299,6 @@ class ResumableTraining:
             f"stop requested: {done} epoch(s) saved in {self.path}; run the workflow again to continue"
         )
         raise Interrupted(f"training stopped after epoch {done}; checkpoint {self.path}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._end_replay()  # however training ended, later trainings in this process are not replays
 
     def _end_replay(self) -> None:
         global _REPLAYING

@@ -195,7 +195,8 @@ STEPS: tuple[Step, ...] = (
         "model",
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
-        settings=(*TRAINING, "monitor"),
+        # monitor.select is not here: which file is used is decided downstream (same training)
+        settings=(*TRAINING, "monitor.every", "monitor.metric", "monitor.patience"),
         # train reads the check's table: a new check is a new model version
         reads=("trainset", "check", "monitor_set"),
         data="pretrained",
@@ -206,7 +207,7 @@ STEPS: tuple[Step, ...] = (
         "size_model",
         (Rule("fit_size_model", "fit_size_model.py", "omnipose", benchmark=True),),
         folder="size_models/{size_model}",
-        settings=("size_model", "diameter", "batch_size", "use_gpu", "pipeline.seed"),
+        settings=("size_model", "diameter", "batch_size", "use_gpu", "pipeline.seed", "monitor.select"),
         reads=("model", "trainset", "heldout"),
         enabled=train_size,
         targets=(("fit_size_model", "size"), ("fit_size_model", "heldout")),
@@ -224,6 +225,7 @@ STEPS: tuple[Step, ...] = (
             "use_gpu",
             "train_size",
             "diameter",
+            "monitor.select",
         ),  # fmt: skip
         reads=("model", "heldout", "size_model"),
         read_if={"size_model": use_size_model},
@@ -241,7 +243,7 @@ STEPS: tuple[Step, ...] = (
         "version",
         (Rule("register", "register.py", "preprocess"), Rule("registry", "registry.py", "preprocess")),
         folder="versions/{version}",
-        settings=("train_size",),
+        settings=("train_size", "monitor.select"),
         reads=(
             "validation",
             "split",

@@ -101,7 +101,7 @@ def monitored_training(
     kwargs = {"every": 1, "metric": "val_loss", "patience": None} | monitor_kwargs
     monitor = Monitor(
         model, validation_set(), n_epochs=n_epochs, tyx=TYX, channel_axis=None, diameter=0,
-        best_path=folder / "best", save_weights=hooks.save_weights, log=log, **kwargs,
+        best_path=folder / "best", log=log, **kwargs,
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
     recorder = EpochRecorder(model, n_epochs, tmp_path / f"{name}.tsv", log, on_epoch=monitor.on_epoch)
@@ -157,6 +157,20 @@ def test_validation_ap_equals_the_metrics_of_omnipose_eval(uninterrupted):
     assert (best["ap50"], best["mean_ap"]) == (pytest.approx(ap50), pytest.approx(mean_ap))
 
 
+def test_scoring_a_fine_tuned_model_evaluates_the_weights_being_trained(tmp_path):
+    """CellposeModel.eval reloads the pretrained file unless told the model is loaded: it must not."""
+    pretrained = tmp_path / "pretrained"
+    model_of().net.save_model(str(pretrained))
+    cfg = config()
+    model = models.CellposeModel(**model_kwargs(cfg, False, str(pretrained)))
+    with torch.no_grad():
+        for p in model.net.parameters():
+            p.add_(0.01)  # what training does to the network in memory
+    trained = {k: v.clone() for k, v in model.net.state_dict().items()}
+    validation_ap(model, validation_set(), None, 0)
+    assert same_weights(model.net.state_dict(), trained)
+
+
 class Segments:
     """A stand-in model whose eval returns given masks (to check how the scores are summed over images)."""
 
@@ -186,9 +200,12 @@ def test_stopped_monitored_training_resumes_to_the_same_history_and_best_file(un
         stopped, part, _ = monitored_training(tmp_path, "part", checkpoint=ck, stop_in_epoch=2)
     else:  # killed in epoch 4 (index 3): the checkpoint of epoch 3 (save_every 2, index 2) is the last
         stopped, part, _ = monitored_training(tmp_path, "part", checkpoint=ck, crash_in_epoch=3)
-    assert stopped is None and torch.load(ck, weights_only=False)["monitor"]["history"]
+    saved = torch.load(ck, weights_only=False)["monitor"]
+    assert stopped is None and saved["history"] and saved["best_state"] is not None
+    (tmp_path / "part" / "best").unlink()  # Snakemake removes a failed job's outputs: the checkpoint has it
     assert [h["epoch"] for h in part.history] == ([0, 1] if how == "SIGTERM" else [0, 1, 2])
     resumed, monitor, folder = monitored_training(tmp_path, "part", checkpoint=ck)
+    monitor.write_best()  # as the train script does at the end
     assert same_weights(resumed, weights)
     assert monitor.history == whole.history and monitor.best == whole.best  # exact on 1 CPU thread
     assert same_weights(

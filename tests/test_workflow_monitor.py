@@ -69,18 +69,19 @@ def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitor
     assert (v / "model/loss_curve.png").stat().st_size > 10_000
     mon = card["monitoring"]
     assert mon["on"] and [h["epoch"] for h in mon["history"]] == [1, 3] and mon["metric"] == "ap50"
-    assert card["selected"]["select"] == "best" and card["selected"]["epoch"] == mon["best_epoch"]
     record = json.loads((v / "record.json").read_text())
-    assert record["model"]["selected"]["file"].endswith(f"{NAME}_best")
+    selected = record["model"]["selected"]
+    assert selected["select"] == "best" and selected["epoch"] == mon["best_epoch"]
+    assert selected["file"].endswith(f"{NAME}_best") and card["best_file"] == selected["file"]
     assert record["model"]["monitoring"]["best_epoch"] == mon["best_epoch"]
 
 
 def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored):
     v = latest(monitored)
-    card = json.loads((v / "model/model_card.json").read_text())
+    record = json.loads((v / "record.json").read_text())
     best = v / "model/models" / f"{NAME}_best"
     models.CellposeModel(gpu=False, pretrained_model=str(best), nchan=1, nclasses=2, dim=2, omni=True)
-    epoch = card["selected"]["epoch"] - 1  # Omnipose numbers its copies from 0
+    epoch = record["model"]["selected"]["epoch"] - 1  # Omnipose numbers its copies from 0
     copy = torch.load(v / "model/models" / f"{NAME}_epoch_{epoch}", map_location="cpu", weights_only=True)
     weights = torch.load(best, map_location="cpu", weights_only=True)
     assert all(torch.equal(weights[k], copy[k]) for k in copy)

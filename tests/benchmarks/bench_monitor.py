@@ -25,7 +25,6 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from omnitrain import resume  # noqa: E402
 from omnitrain.config import check_config  # noqa: E402
 from omnitrain.demo import make_image  # noqa: E402
 from omnitrain.monitor import Monitor, ValidationSet  # noqa: E402
@@ -50,9 +49,8 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
 
     seed_everything(0)
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
-    hooks = ResumableTraining(model, checkpoint or folder / "ck.pt", "bench", LOG)
-    if not shortcuts:
-        resume._REPLAYING = None  # replay the old way: every finished epoch's crops and flows computed
+    # shortcuts=False: replay the old way, every finished epoch's crops and flows computed.
+    hooks = ResumableTraining(model, checkpoint or folder / "ck.pt", "bench", LOG, replay_shortcuts=shortcuts)
     first = {}
     step = model._train_step
 
@@ -71,7 +69,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
         monitor = Monitor(
             model, vs, every=monitor_every, n_epochs=cfg["n_epochs"], metric="ap50", patience=None,
             tyx=cfg["tyx"], channel_axis=None, diameter=0,
-            best_path=folder / "best", save_weights=hooks.save_weights, log=LOG,
+            best_path=folder / "best", log=LOG,
         )  # fmt: skip
         hooks.attach_monitor(monitor)
     recorder = EpochRecorder(model, cfg["n_epochs"], folder / "losses.tsv", LOG, monitor and monitor.on_epoch)
@@ -91,8 +89,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
 
         monitor.score = timed_score
     try:
-        with hooks:
-            model.train(images, labels, [None] * 3, **train_kwargs(cfg, str(folder), "net"))
+        model.train(images, labels, [None] * 3, **train_kwargs(cfg, str(folder), "net"))
     except Interrupted:
         pass
     finally:

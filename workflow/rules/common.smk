@@ -138,9 +138,10 @@ MONITORED = "monitor_set" in ENABLED and bool(VALIDATION)
 if "monitor_set" not in ENABLED:
     MONITOR_OFF = "monitor.every is 0 or split.validation_fraction is 0"
 elif not VALIDATION:
+    # (Only what the model's version covers: a changed split.min_train must not rerun it in place.)
     MONITOR_OFF = (
-        f"{len(TRAIN)} training source image(s) (or groups): validation images are set aside only when at"
-        f" least split.min_train = {config['split']['min_train']} remain for training"
+        f"{len(TRAIN)} training source image(s) (or groups): too few to set validation images aside"
+        " (split.min_train)"
     )
 else:
     MONITOR_OFF = ""
@@ -158,7 +159,7 @@ _SCORES = _read_json(f"{DIR['evaluation']}/scores.json")
 config["_report"] = {
     "version": VERSION,
     "model_version": V["model"],
-    "model": MODEL,
+    "model": SELECTED_MODEL,
     "dir": config["dir"],
     "test_dir": config["test_dir"],
     "train_images": len(TRAIN),
@@ -258,7 +259,14 @@ def output_of(rule, name):
 
 
 def register_inputs(wildcards):
-    return {name: output_of(rule, out) for name, (rule, out) in registered(config).items()}
+    files = {name: output_of(rule, out) for name, (rule, out) in registered(config).items()}
+    files["model_file"] = SELECTED_MODEL  # the model the evaluation used (monitor.select)
+    return files
+
+
+def registered_links():
+    """The parts linked from the version's folder (the validation set only when it was built)."""
+    return {k: v for k, v in version_links(DIR).items() if k != "monitor_set" or MONITORED}
 
 
 def register_sources():

@@ -29,7 +29,7 @@ rule register:
         sources=register_sources(),
         results=lambda w, output: results_of(output.record, "version"),
         folders={k: v for k, v in DIR.items() if k != "version"},
-        links=version_links(DIR),
+        links=registered_links(),
         benchmarks=BENCHMARK,
     script:
         "../scripts/register.py"

@@ -47,7 +47,7 @@ if "size_model" in ENABLED:
             trainset=rules.pack.output.trainset,
             heldout=rules.heldout_set.output.heldout,
         output:
-            size=f"{DIR['size_model']}/{Path(MODEL).name}_size.npy",
+            size=f"{DIR['size_model']}/{Path(SELECTED_MODEL).name}_size.npy",
             heldout=f"{DIR['size_model']}/size_heldout.tsv",
         log:
             LOG["fit_size_model"],

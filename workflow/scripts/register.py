@@ -38,6 +38,17 @@ def timings(benchmarks: dict) -> dict:
     return out
 
 
+def selected_model(card: dict, path: str, select: str) -> dict:
+    """Which model file the evaluation used, and the epoch it is from (monitor.select)."""
+    mon = card.get("monitoring") or {}
+    chosen = {"select": "last", "file": str(path), "epoch": card["epochs"]}
+    if mon.get("on"):
+        chosen |= {"metric": mon["metric"], "score": mon["best_score"], "best_epoch": mon["best_epoch"]}
+        if select == "best":
+            chosen |= {"select": "best", "epoch": mon["best_epoch"]}
+    return chosen
+
+
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     p = sm.params
@@ -82,7 +93,7 @@ def main(sm) -> None:
         "run": run_info(),
         "device": card["device"],
         "model": {
-            "selected": card.get("selected"),
+            "selected": selected_model(card, sm.input.model_file, p.settings["monitor"]["select"]),
             "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
         },
         "scores": {

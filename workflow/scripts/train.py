@@ -71,15 +71,6 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
     os.replace(tmp, path)
 
 
-def selected(cfg, monitor, out, epochs) -> dict:
-    """Which model file the size model, the held-out evaluation and the registry use."""
-    if monitor is None or cfg["monitor"]["select"] == "last":
-        return {"select": "last", "file": str(out.model), "epoch": epochs}
-    best = monitor.best
-    return {"select": "best", "file": str(out.best), "epoch": best["epoch"] + 1, "metric": monitor.metric,
-            "score": best[monitor.metric], "sha256": sha256(out.best)}  # fmt: skip
-
-
 def main(sm) -> None:
     import omnipose
     import torch
@@ -111,7 +102,13 @@ def main(sm) -> None:
     kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
     # Full checkpoints beside the model (not a declared output: Snakemake keeps it when the job fails);
     # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
-    resumable = ResumableTraining(model, Path(save_path) / "checkpoint.pt", sm.params.version, log)
+    resumable = ResumableTraining(
+        model,
+        Path(save_path) / "checkpoint.pt",
+        sm.params.version,
+        log,
+        replay_shortcuts=not cfg["dataloader"],
+    )
     signal.signal(signal.SIGTERM, resumable.request_stop)
     monitor, monitoring = None, {"on": False, "reason": sm.params.monitor_off}
     if sm.input.get("monitor_set"):
@@ -121,7 +118,7 @@ def main(sm) -> None:
             metric=mon["metric"], patience=mon["patience"],
             tyx=kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]],
             channel_axis=0 if cfg["nchan"] > 1 else None,
-            diameter=cfg["diameter"], best_path=out.best, save_weights=resumable.save_weights, log=log,
+            diameter=cfg["diameter"], best_path=out.best, log=log,
             on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
         )  # fmt: skip
         resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
@@ -139,8 +136,7 @@ def main(sm) -> None:
     omnipose_log.addHandler(recorder)
     start = time.perf_counter()
     try:
-        with resumable:
-            model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
+        model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
     except Interrupted as exc:
         sys.stderr.write(f"\n{exc}: run the workflow again to continue from there\n")
         sys.exit(1)
@@ -161,6 +157,8 @@ def main(sm) -> None:
         recorder.close()
     if recorder.failure is not None:
         raise recorder.failure
+    if monitor is not None:  # the file of the best epoch, also when a resume replayed it (checkpoint)
+        monitor.write_best()
     resumable.finished()
     wall = time.perf_counter() - start
     if not Path(out.model).is_file():
@@ -169,6 +167,8 @@ def main(sm) -> None:
     # Omnipose's per-epoch copies: one cut short by a full disk before a resume is removed, not listed.
     checkpoints = []
     for path in sorted(Path(out.model).parent.glob(f"{netstr}*")):
+        if path.name == f"{netstr}_best":  # the best epoch's model, not a checkpoint
+            continue
         if path == Path(out.model) or loadable(path):
             checkpoints.append(path.name)
         else:
@@ -212,7 +212,7 @@ def main(sm) -> None:
         "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,
         "checkpoints": checkpoints,
         "monitoring": {"on": True, **monitor.summary()} if monitor else monitoring,
-        "selected": selected(cfg, monitor, out, len(recorder.rows)),
+        "best_file": str(out.best) if monitor else None,
     }
     write_json(out.card, card)
     log.info(f"model: {out.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")
