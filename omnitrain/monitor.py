@@ -76,7 +76,10 @@ def grid_starts(length: int, size: int) -> list[int]:
 
 def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) -> tuple[np.ndarray, ...]:
     """Every image (nchan, *spatial) and label cut into a grid of ``tyx`` crops, zero-padded where smaller:
-    (crops (n, nchan, *tyx) float32, label crops (n, *tyx))."""
+    (crops (n, nchan, *tyx) float32, label crops (n, *tyx)).
+
+    Crops with fewer than two label values are left out, as Omnipose never trains on such a crop (it
+    draws another); its loss on an empty crop is not meaningful (it reaches millions)."""
     crops, lab_crops = [], []
     for img, lab in zip(images, labels, strict=True):
         spatial = lab.shape
@@ -86,8 +89,12 @@ def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) ->
         for starts in np.ndindex(*[len(grid_starts(s, t)) for s, t in zip(lab.shape, tyx, strict=True)]):
             at = [grid_starts(s, t)[i] for s, t, i in zip(lab.shape, tyx, starts, strict=True)]
             window = tuple(slice(a, a + t) for a, t in zip(at, tyx, strict=True))
+            if len(np.unique(lab[window])) < 2:
+                continue
             crops.append(img[(slice(None), *window)])
             lab_crops.append(lab[window])
+    if not crops:
+        return np.zeros((0, 1, *tyx), np.float32), np.zeros((0, *tyx), np.int64)
     return np.stack(crops).astype(np.float32), np.stack(lab_crops)
 
 
@@ -211,6 +218,8 @@ class Monitor:
         self.on_scored = on_scored  # e.g. redraw the learning curve
         self.images = prepared_images(model, vs, channel_axis)
         self.crops, self.label_crops = validation_crops(self.images, vs.labels, tuple(tyx))
+        if not len(self.crops):
+            raise ValueError(f"no crop of {tuple(tyx)} px of the validation images holds a cell")
         self.history: list[dict] = []
         self.best: dict | None = None
         self.best_state: dict | None = None  # the best epoch's weights (CPU copies)

@@ -47,6 +47,9 @@ def test_grid_crops_cover_every_pixel_once_or_more_and_pad_small_images():
     crops, labs = validation_crops([lab[None].astype(np.float32)], [lab], (64, 64))
     assert crops.shape == (3, 1, 64, 64) and labs.shape == (3, 64, 64)
     assert set(np.unique(labs)) - {0} == set(lab.ravel().tolist())  # every pixel in some crop, 0 = padding
+    empty = np.zeros((64, 130), np.uint16)
+    empty[:, 100:] = 1  # one object in the last crop only: crops without 2 label values are left out
+    assert len(validation_crops([empty[None].astype(np.float32)], [empty], (64, 64))[0]) == 1
 
 
 def model_of(seed: int = 0):

@@ -121,7 +121,10 @@ def test_editing_one_mask_redoes_only_that_image_and_the_aggregates(demo_run):
 @needs(DSB)
 def test_dsb_goes_through_channel_selection_tiling_and_validation(tmp_path):
     run = run_snakemake(
-        tmp_path, {"dir": str(DSB), "split": {"test_fraction": 0.0, "min_test": 0}}, targets=PREPROCESSED
+        tmp_path,
+        # every image through tiling: none held out, none set aside as a validation image
+        {"dir": str(DSB), "split": {"test_fraction": 0.0, "min_test": 0}, "monitor": {"every": 0}},
+        targets=PREPROCESSED,
     )
     assert run.returncode == 0, run.stderr[-3000:]
     colour_dir = one(tmp_path, "results/images/dsb_color_610f32e2d9d2/*")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -131,13 +132,14 @@ def main() -> None:
               f" epochs) ratio {1 + scoring / (10 * per_epoch):.3f}")  # fmt: skip
         print("resume cost: seconds from the start of the resumed train() to its first training batch")
         for k in args.ks:
+            c = check_config({**base, "n_epochs": k + 2, "save_every": 1})
+            stopped = tmp / f"stopped_{k}"
+            run(c, stopped, stop_after=k, checkpoint=stopped / "ck.pt")
             row = []
-            for shortcuts in (True, False):
+            for shortcuts in (True, False):  # each resumes its own copy of the same checkpoint
                 folder = tmp / f"resume_{k}_{shortcuts}"
-                c = check_config({**base, "n_epochs": k + 2, "save_every": 1})
-                ck = folder / "ck.pt"
-                run(c, folder, stop_after=k, checkpoint=ck)
-                _, to_first, _ = run(c, folder, checkpoint=ck, shortcuts=shortcuts)
+                shutil.copytree(stopped, folder)
+                _, to_first, _ = run(c, folder, checkpoint=folder / "ck.pt", shortcuts=shortcuts)
                 row.append(to_first)
             ratio = row[1] / max(row[0], 1e-9)
             print(f"  resume at epoch {k}: {row[0]:.1f} s (replay skips crops and flows),"

@@ -124,7 +124,7 @@ def main(sm) -> None:
         resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
         log.info(
             f"monitoring every {mon['every']} epoch(s) on {len(monitor.vs.images)} validation image(s)"
-            f" ({len(monitor.crops)} crop(s) for the loss); best by {mon['metric']}, used: {mon['select']}"
+            f" ({len(monitor.crops)} crop(s) for the loss); the best epoch by {mon['metric']} is kept"
         )
     elif "split.min_train" in sm.params.monitor_off:  # wanted, but too few images to set any aside
         log.info(f"WARNING monitoring is off: {sm.params.monitor_off}")
