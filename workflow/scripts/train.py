@@ -50,6 +50,7 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
     ax.set_title("Omnipose training" + (" and validation" if history else " loss"))
     ax.grid(alpha=0.3)
     if history:
+        ax.set_yscale("log")  # an untrained network's validation loss can be 10^6 times its later value
         epochs = [h["epoch"] + 1 for h in history]
         ax.plot(epochs, [h["val_loss"] for h in history], marker="s", label="validation loss")
         ap = ax.twinx()
