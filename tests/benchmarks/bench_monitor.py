@@ -91,7 +91,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
         monitor.score = timed_score
     try:
         model.train(images, labels, [None] * 3, **train_kwargs(cfg, str(folder), "net"))
-    except Interrupted:
+    except Interrupted:  # the stop_after run ends here on purpose: its checkpoint is what is measured next
         pass
     finally:
         core.removeHandler(recorder)
