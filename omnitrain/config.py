@@ -52,7 +52,11 @@ _NULLABLE = ("test_dir", "pretrained_model", "tyx", "channel_axis")
 
 
 class ConfigError(ValueError):
-    """The configuration cannot be used; the message lists every reason."""
+    """The configuration cannot be used; the message lists every reason (``problems``: one per line)."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -134,12 +138,17 @@ def _suggest(key: str, known: list[str], elsewhere: dict[str, str]) -> str:
     return ""
 
 
+def _has_sections(sub: dict) -> bool:
+    """A section of named keys (not a free mapping such as ``experiments``, whose keys are the user's)."""
+    return sub.get("type") == "object" and "properties" in sub
+
+
 def _all_paths(schema: dict, prefix: str = "") -> dict[str, str]:
     """Every key of the schema by its bare name -> its dotted path (first one wins)."""
     out: dict[str, str] = {}
     for name, sub in schema.get("properties", {}).items():
         out.setdefault(name, prefix + name)
-        if sub.get("type") == "object":
+        if _has_sections(sub):
             for leaf, path in _all_paths(sub, prefix + name + ".").items():
                 out.setdefault(leaf, path)
     return out
@@ -158,7 +167,7 @@ def unknown_keys(config: dict, schema: dict) -> list[str]:
                 hint = _suggest(str(key), list(props), elsewhere)
                 where = f"in section '{prefix[:-1]}'" if prefix else "at the top level"
                 msgs.append(f"unknown key '{prefix}{key}' {where}{hint}")
-            elif props[key].get("type") == "object" and isinstance(value, dict):
+            elif _has_sections(props[key]) and isinstance(value, dict):
                 msgs.extend(walk(value, props[key], f"{prefix}{key}."))
         return msgs
 
@@ -214,7 +223,7 @@ def coerce_strings(config: dict, schema: dict) -> None:
         sub = props.get(key)
         if sub is None:
             continue
-        if isinstance(value, dict) and sub.get("type") == "object":
+        if isinstance(value, dict) and _has_sections(sub):
             coerce_strings(value, sub)
         elif isinstance(value, str):
             config[key] = _coerced(value, sub)
@@ -323,7 +332,7 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
         validate(config, str(schema_path))  # fills in the defaults (the config is valid by now)
         msgs += cross_checks(config)
     if msgs:
-        raise ConfigError(_message(msgs))
+        raise ConfigError(_message(msgs), msgs)
     return config
 
 
@@ -332,7 +341,7 @@ def _drop_unknown(node: dict, schema: dict) -> None:
     for key in list(node):
         if key not in props:
             del node[key]
-        elif props[key].get("type") == "object" and isinstance(node[key], dict):
+        elif _has_sections(props[key]) and isinstance(node[key], dict):
             _drop_unknown(node[key], props[key])
 
 
@@ -375,7 +384,7 @@ def key_table(schema: dict | None = None) -> str:
 
     def walk(props, prefix=""):
         for name, sub in props.items():
-            if sub.get("type") == "object":
+            if _has_sections(sub):
                 yield from walk(sub["properties"], prefix + name + ".")
             else:
                 yield prefix + name, sub

@@ -22,6 +22,8 @@ from .hashing import version_id
 
 REGISTRY_COLUMNS = [
     "version",
+    "experiment",
+    "fold",
     "created",
     "parent",
     "data_hash",
@@ -199,6 +201,8 @@ def registry_row(record: dict) -> dict:
         summary = "changed: " + ", ".join(parts) if parts else "no change in data, parameters or code"
     return {
         "version": record["version"],
+        "experiment": record.get("experiment", "base"),  # records from before experiments: the config itself
+        "fold": record.get("fold") or "",
         "created": record["created"],
         "parent": record["parent"] or "",
         "data_hash": d["hash"],

@@ -67,3 +67,32 @@ def assign_validation(
     while len(keys) - len(chosen) < min_train:
         chosen.discard(max(chosen, key=lambda k: (u[k], k)))
     return {n for n in names if groups[n] in chosen}
+
+
+def assign_folds(
+    names: list[str], folds: int, seed: int = 0, group_regex: str | None = None
+) -> dict[str, int]:
+    """``{name: fold}`` (1..folds) for k-fold cross-validation of the training source images, by group.
+
+    A group's fold is ``1 + floor(u * folds)`` for the hash ``u`` of its key (salted differently from the
+    test and validation splits): it depends on the group's own name and the seed only, so adding images
+    never moves existing ones. The one exception: a fold that would be empty takes the group whose hash is
+    nearest to its range from a fold that has more than one group (so every fold validates something).
+    """
+    groups = {n: group_of(n, group_regex) for n in names}
+    keys = sorted(set(groups.values()))
+    if len(keys) < folds:
+        raise ValueError(
+            f"cross_validation.folds is {folds} but there are only {len(keys)} training source image(s) (or"
+            f" groups of split.group_regex): use at most {len(keys)} folds, or add images"
+        )
+    u = {k: hash_unit(f"fold\0{k}", seed) for k in keys}
+    fold = {k: 1 + min(int(u[k] * folds), folds - 1) for k in keys}
+    for empty in range(1, folds + 1):
+        if empty in fold.values():
+            continue
+        sizes = {f: list(fold.values()).count(f) for f in set(fold.values())}
+        centre = (empty - 0.5) / folds
+        donor = min((k for k in keys if sizes[fold[k]] > 1), key=lambda k: (abs(u[k] - centre), k))
+        fold[donor] = empty
+    return {n: fold[groups[n]] for n in names}

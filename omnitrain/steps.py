@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Formatter
 
 from .hashing import code_digest, version_id
 from .layout import IMAGE_FOLDER
@@ -47,8 +48,10 @@ def train_size(config: dict) -> bool:
 
 
 def monitoring(config: dict) -> bool:
-    """Training is monitored on validation images (when the split can set some aside: omnitrain/split.py)."""
-    return config["monitor"]["every"] > 0 and config["split"]["validation_fraction"] > 0
+    """Training is monitored on validation images: a cross-validation fold's (omnitrain/experiments.py),
+    or those the split sets aside when it can (omnitrain/split.py)."""
+    in_fold = config.get("run", {}).get("fold") is not None
+    return config["monitor"]["every"] > 0 and (in_fold or config["split"]["validation_fraction"] > 0)
 
 
 def use_size_model(config: dict) -> bool:
@@ -64,8 +67,9 @@ class Step:
     versions it covers (``read_if`` makes a read depend on the config); ``data`` the name of the
     parse-time data it covers (the user's files); ``per_image`` steps have one version per source
     image. ``folder`` is formatted with the versions (per image: ``source`` and ``version``).
-    ``targets`` are (rule, output) pairs built by default; ``registers`` maps register's input names
-    to (rule, output); ``link`` puts the folder into the registered version's folder.
+    ``targets`` are files of its folder built by default ("" is the folder itself); ``registers`` maps
+    register's input names to files of its folder; ``link`` puts the folder into the registered version's
+    folder.
     """
 
     name: str
@@ -77,8 +81,8 @@ class Step:
     data: str | None = None
     per_image: bool = False
     enabled: Callable[[dict], bool] = always
-    targets: tuple[tuple[str, str], ...] = ()
-    registers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    targets: tuple[str, ...] = ()
+    registers: dict[str, str] = field(default_factory=dict)
     link: bool = True
 
     @property
@@ -109,8 +113,8 @@ STEPS: tuple[Step, ...] = (
         settings=("dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "tyx", "validation")
         + CHANNELS,
         data="input_files",
-        targets=(("validate_inputs", "summary"),),
-        registers={"validation": ("validate_inputs", "table")},
+        targets=("inputs_summary.txt",),
+        registers={"validation": "inputs.tsv"},
     ),
     Step(
         "split",
@@ -119,7 +123,7 @@ STEPS: tuple[Step, ...] = (
         settings=("split", "pipeline.seed", "test_dir", "monitor.every"),
         reads=("validation",),  # it waits for the verdict on the inputs (a gate, see common.smk)
         data="sources",
-        registers={"split": ("split", "table")},
+        registers={"split": "split.tsv"},
     ),
     Step(
         "train_image",
@@ -162,8 +166,8 @@ STEPS: tuple[Step, ...] = (
         folder="trainsets/{trainset}",
         settings=("tiling", "packing"),
         reads=("train_image",),
-        targets=(("preview", "preview"),),
-        registers={"trainset": ("pack", "stats")},
+        targets=("preview.png",),
+        registers={"trainset": "packing_stats.json"},
     ),
     Step(
         "check",
@@ -181,15 +185,15 @@ STEPS: tuple[Step, ...] = (
             "min_train_masks",
         ),  # fmt: skip
         reads=("trainset",),
-        targets=(("validate_training_set", "summary"),),
-        registers={"checked": ("validate_training_set", "table")},
+        targets=("validation_summary.txt",),
+        registers={"checked": "validation.tsv"},
     ),
     Step(
         "heldout",
         (Rule("heldout_set", "heldout_set.py", "preprocess"),),
         folder="heldout/{heldout}",
         reads=("heldout_image",),
-        targets=(("heldout_set", "heldout"),),
+        targets=("",),
     ),
     Step(
         "model",
@@ -200,8 +204,8 @@ STEPS: tuple[Step, ...] = (
         # train reads the check's table: a new check is a new model version
         reads=("trainset", "check", "monitor_set"),
         data="pretrained",
-        targets=(("train", "card"), ("train", "curve")),
-        registers={"card": ("train", "card"), "model_file": ("train", "model")},
+        targets=("model_card.json", "loss_curve.png"),
+        registers={"card": "model_card.json"},
     ),
     Step(
         "size_model",
@@ -210,8 +214,8 @@ STEPS: tuple[Step, ...] = (
         settings=("size_model", "diameter", "batch_size", "use_gpu", "pipeline.seed", "monitor.select"),
         reads=("model", "trainset", "heldout"),
         enabled=train_size,
-        targets=(("fit_size_model", "size"), ("fit_size_model", "heldout")),
-        registers={"size_model_file": ("fit_size_model", "size")},
+        targets=("size_heldout.tsv",),
+        registers={"size_heldout": "size_heldout.tsv"},
     ),
     Step(
         "prediction",
@@ -236,12 +240,16 @@ STEPS: tuple[Step, ...] = (
         folder="evaluations/{evaluation}",
         settings=("evaluation.overlay_images",),
         reads=("heldout", "prediction"),
-        targets=(("evaluate", "summary"), ("evaluate", "ap_curve"), ("evaluate", "overlays")),
-        registers={"scores": ("evaluate", "scores"), "per_image": ("evaluate", "per_image")},
+        targets=("summary.tsv", "ap_curve.png", "overlays.png"),
+        registers={"scores": "scores.json", "per_image": "per_image.tsv"},
     ),
     Step(
         "version",
-        (Rule("register", "register.py", "preprocess"), Rule("registry", "registry.py", "preprocess")),
+        (
+            Rule("register", "register.py", "preprocess"),
+            Rule("registry", "registry.py", "preprocess"),
+            Rule("leaderboard", "leaderboard.py", "preprocess"),
+        ),
         folder="versions/{version}",
         settings=("train_size", "monitor.select"),
         reads=(
@@ -256,7 +264,8 @@ STEPS: tuple[Step, ...] = (
             "prediction",
             "evaluation",
         ),  # fmt: skip
-        targets=(("registry", "table"),),
+        data="run",  # experiment and fold: each run has its own record, even when all its steps are shared
+        targets=("record.json",),
         link=False,
     ),
 )
@@ -338,12 +347,17 @@ def step_folders(results: str, versions: dict) -> dict[str, str]:
     }
 
 
-def rule_logs(results: str, versions: dict) -> dict[str, str]:
-    """{rule: its log file}, ``<results>/logs/<rule>/<its step's version>.log``."""
+def folder_wildcards(step: str) -> list[str]:
+    """The versions a step's folder names, outermost first (``check``: trainset, check)."""
+    return [name for _, name, _, _ in Formatter().parse(STEP[step].folder) if name]
+
+
+def rule_log_patterns(results: str) -> dict[str, str]:
+    """{rule: its log file}, ``<results>/logs/<rule>/{<its step>}.log`` with the versions as wildcards (all
+    that its folder names, as Snakemake wants: ``{trainset}_{check}.log`` for the check)."""
     return {
-        rule: f"{results}/logs/{rule}/{versions[step]}.log"
+        rule: f"{results}/logs/{rule}/" + "_".join(f"{{{w}}}" for w in folder_wildcards(step)) + ".log"
         for rule, step in STEP_OF_RULE.items()
-        if step in versions
     }
 
 
@@ -369,11 +383,16 @@ def version_links(folders: dict[str, str]) -> dict[str, str]:
     return {name: folder for name, folder in folders.items() if STEP[name].link}
 
 
+def in_folder(folder: str, name: str) -> str:
+    """A file of a step's folder ("" names the folder itself)."""
+    return f"{folder}/{name}" if name else folder
+
+
 def registered(config: dict) -> dict[str, tuple[str, str]]:
-    """register's inputs: {name: (rule, output)} of every enabled step."""
-    return {k: v for s in enabled_steps(config) for k, v in s.registers.items()}
+    """register's inputs: {name: (step, file of its folder)} of every enabled step."""
+    return {k: (s.name, v) for s in enabled_steps(config) for k, v in s.registers.items()}
 
 
 def default_targets(config: dict) -> list[tuple[str, str]]:
-    """(rule, output) of what ``snakemake`` builds by default."""
-    return [t for s in enabled_steps(config) for t in s.targets]
+    """(step, file of its folder) of what ``snakemake`` builds by default."""
+    return [(s.name, t) for s in enabled_steps(config) for t in s.targets]

@@ -80,10 +80,11 @@ def run_snakemake(
     workdir: Path, config: dict, *options: str, targets=(), timeout: int = 900, root: Path = ROOT
 ) -> subprocess.CompletedProcess:
     """Run the workflow (of the repository at ``root``) in ``workdir`` with ``config`` (on top of
-    config/config.yaml)."""
+    config/config.yaml). ``targets`` are rule names: the default target's jobs up to those rules
+    (``--until``, as the README says: the rules' outputs hold versions as wildcards)."""
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", *targets, "-s", str(root / "Snakefile"), "--cores", "2"]
-    cmd += [*options, "--configfile", "run.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "2"]
+    cmd += [*options, "--configfile", "run.yaml"] + (["--until", *targets] if targets else [])
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 

@@ -13,7 +13,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT, one, run_snakemake
+from conftest import ROOT, run_snakemake
 
 from omnitrain.demo import write_demo
 
@@ -23,6 +23,8 @@ SLURM = ROOT / "tests" / "slurm"
 CONFIG = {
     "dir": "demo",
     "n_epochs": 2,
+    "tyx": [64, 64],  # tiny crops: the test is about submission, not the model
+    "experiments": {"slow_lr": {"learning_rate": 0.05}},  # each experiment's training: its own GPU job
     "learning_rate": 0.1,
     "RAdam": True,
     "resources": {"train_threads": 1, "train_mem_mb": 4000, "train_runtime": 30},
@@ -73,19 +75,22 @@ def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
     )
     assert run.returncode == 0, run.stderr[-4000:]
     text = run.stdout + run.stderr
-    submitted = dict(re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text))
+    jobs = re.findall(r"rule_(\w+)/(?:[^/\s]+/)?(\d+)\.log\)", text)
+    submitted = dict(jobs)
     assert len(re.findall(r"submitted with SLURM jobid \d+", text)) >= 10
     assert {"prepare_images", "pack", "train", "predict_heldout", "evaluate", "register"} <= set(submitted)
-    job = subprocess.run(
-        ["scontrol", "show", "job", submitted["train"]], capture_output=True, text=True
-    ).stdout
-    assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
+    trainings = sorted({job for rule, job in jobs if rule == "train"})
+    assert len(trainings) == 2, "one GPU job per experiment's training"
+    for train_job in trainings:
+        job = subprocess.run(["scontrol", "show", "job", train_job], capture_output=True, text=True).stdout
+        assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
     assert (on_slurm / ".snakemake" / "slurm_logs" / "rule_train").is_dir()
 
     run = run_snakemake(local, CONFIG, targets=["train"])
     assert run.returncode == 0, run.stderr[-4000:]
-    models = [one(w, "results/models/*") for w in (on_slurm, local)]
-    assert models[0].name == models[1].name, "same model version id"
-    cards = [json.loads((m / "model_card.json").read_text()) for m in models]
-    assert cards[0]["training_set"]["digest"] == cards[1]["training_set"]["digest"]
-    assert cards[0]["model_sha256"] == cards[1]["model_sha256"], "same data, seed and threads: same weights"
+    models = [sorted((w / "results/models").iterdir()) for w in (on_slurm, local)]
+    assert len(models[0]) == 2 and [m.name for m in models[0]] == [m.name for m in models[1]], "same versions"
+    for on_slurm_model, local_model in zip(*models, strict=True):
+        cards = [json.loads((m / "model_card.json").read_text()) for m in (on_slurm_model, local_model)]
+        assert cards[0]["training_set"]["digest"] == cards[1]["training_set"]["digest"]
+        assert cards[0]["model_sha256"] == cards[1]["model_sha256"], "same data, seed, threads: same weights"

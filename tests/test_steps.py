@@ -127,7 +127,7 @@ def test_the_size_model_is_no_step_when_train_size_is_off(config):
     off = {**config, "train_size": False}
     versions = step_versions(off, data(), ENVS)
     assert "size_model" not in versions and "size_model" not in steps.registered(off)
-    assert all(rule != "fit_size_model" for rule, _ in steps.default_targets(off))
+    assert all(step != "size_model" for step, _ in steps.default_targets(off))
     assert "size_model" not in settings_of(STEP["version"], off)["steps"]
     # Held-out rescaling by the size model needs a diameter: without one the evaluation does not read it.
     assert "size_model" not in steps.reads_of(STEP["prediction"], {**config, "diameter": 0})
@@ -196,7 +196,7 @@ def test_every_rule_is_in_the_table_and_gets_exactly_its_steps_settings():
         assert f'"../../envs/{rule.env}.yaml"' in body, f"rule {name}: env is not envs/{rule.env}.yaml"
         if step.per_image:
             continue  # prepare_images gets each image's settings in params.images
-        wants = f'settings=SETTINGS["{step.name}"]'
+        wants = f'settings=settings_of_run("{step.name}")'
         script = (ROOT / "workflow" / "scripts" / rule.script).read_text()
         if "params.settings" in script or "settings=" in body:
             assert wants in body, f"rule {name} must pass {wants}"

@@ -43,8 +43,8 @@ def twin_folder(work):
 
 @pytest.mark.parametrize(
     ("targets", "options"),
-    [(("train",), ()), (("pack",), ()), ((), ("--until", "pack")), ((), ("-k",))],
-    ids=["train", "pack", "until-pack", "keep-going"],
+    [(("train",), ()), (("pack",), ()), ((), ()), ((), ("-k",))],
+    ids=["until-train", "until-pack", "all", "keep-going"],
 )
 def test_naming_errors_refuse_every_target(tmp_path, targets, options):
     twin_folder(tmp_path)
@@ -108,13 +108,13 @@ def test_a_lying_tiff_header_is_refused_without_reading_it(tmp_path):
         sys.executable,
         "-m",
         "snakemake",
-        "validate_inputs",
         "-s",
         str(ROOT / "Snakefile"),
         "--cores",
         "2",
     ]
-    run = subprocess.run([sys.executable, "-c", code, *cmd, "--configfile", "run.yaml"], cwd=tmp_path,
+    cmd += ["--configfile", "run.yaml", "--until", "validate_inputs"]
+    run = subprocess.run([sys.executable, "-c", code, *cmd], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode != 0
     assert "huge.tif" in run.stderr and "150000x150000" in run.stderr and "crop or tile" in run.stderr
@@ -229,7 +229,7 @@ def test_after_kill_9_of_snakemake_the_readme_rerun_command_finishes(tmp_path):
     (tmp_path / "run.yaml").write_text(yaml.safe_dump({"dir": "data"}))
     snake = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    target = ["validate_training_set", "--configfile", "run.yaml"]
+    target = ["--configfile", "run.yaml", "--until", "validate_training_set"]
     proc = subprocess.Popen([*snake, *target], cwd=tmp_path, start_new_session=True, **quiet)
     deadline = time.time() + 120
     while (
@@ -244,7 +244,7 @@ def test_after_kill_9_of_snakemake_the_readme_rerun_command_finishes(tmp_path):
     assert list((tmp_path / ".snakemake" / "locks").glob("*")), "a stale lock is left"
     # The README's command after a kill -9: unlock, then the same command again.
     assert subprocess.run([*snake, "--unlock", "--configfile", "run.yaml"], cwd=tmp_path).returncode == 0
-    run = subprocess.run([*snake, "validate_training_set", "--configfile", "run.yaml"], cwd=tmp_path,
+    run = subprocess.run([*snake, *target], cwd=tmp_path,
                          capture_output=True, text=True, timeout=600)  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     assert not list(tmp_path.glob("results/images/*/.*.tmp-*")), (

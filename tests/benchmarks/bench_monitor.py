@@ -7,7 +7,8 @@
    resumed ``train()`` to its first training batch, for two values of k, with Omnipose's augmentation and
    flows skipped while replaying (the pipeline's way) and computed (as before), side by side.
 
-Usage: python tests/benchmarks/bench_monitor.py [--tyx 64] [--epochs 6] [--ks 4 16]
+Usage: python tests/benchmarks/bench_monitor.py [--tyx 64] [--epochs 6] [--ks 4 16] [--no-resume]
+(--tyx 224: Omnipose's default crop, the pipeline's default tyx)
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
     """One training; returns (wall seconds, seconds to the first trained batch, seconds per scoring)."""
     from cellpose_omni import models
 
+    folder.mkdir(parents=True, exist_ok=True)
     seed_everything(0)
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
     # shortcuts=False: replay the old way, every finished epoch's crops and flows computed.
@@ -106,6 +108,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6, help="epochs of the overhead comparison")
     parser.add_argument("--ks", type=int, nargs=2, default=[4, 16], help="epochs done before the resume")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-resume", action="store_true", help="measure the monitoring overhead only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = {
@@ -130,6 +133,8 @@ def main() -> None:
               f" ratio {monitored / plain:.3f}")  # fmt: skip
         print(f"  one scoring {scoring:.1f} s, one epoch {per_epoch:.1f} s -> at the default (every 10"
               f" epochs) ratio {1 + scoring / (10 * per_epoch):.3f}")  # fmt: skip
+        if args.no_resume:
+            return
         print("resume cost: seconds from the start of the resumed train() to its first training batch")
         for k in args.ks:
             c = check_config({**base, "n_epochs": k + 2, "save_every": 1})

@@ -27,14 +27,17 @@ from omnitrain.demo import write_demo  # noqa: E402
 def train(work: Path, use_gpu, epochs: int) -> dict:
     config = {"dir": "demo", "n_epochs": epochs, "learning_rate": 0.1, "RAdam": True, "use_gpu": use_gpu}
     (work / "run.yaml").write_text(yaml.safe_dump(config))
-    cmd = [sys.executable, "-m", "snakemake", "results/model/model_card.json", "-s", str(ROOT / "Snakefile")]
-    cmd += ["--cores", "4", "--configfile", "run.yaml"]
-    t0 = time.perf_counter()
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "4"]
+    cmd += ["--configfile", "run.yaml", "--until", "train", "heldout_set"]
+    t0, started = time.perf_counter(), time.time()
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if run.returncode:
         print(run.stderr[-3000:])
         raise SystemExit(f"snakemake failed with use_gpu: {use_gpu}")
-    card = json.loads((work / "results/model/model_card.json").read_text())
+    (card_file,) = [
+        p for p in (work / "results/models").glob("*/model_card.json") if p.stat().st_mtime >= started - 1
+    ]
+    card = json.loads(card_file.read_text())
     card["job_seconds"] = time.perf_counter() - t0
     return card
 
@@ -56,14 +59,14 @@ def main() -> None:
         gpu = train(work, True, args.gpu_epochs)
         from cellpose_omni import models
 
-        path = str(work / gpu["model"])
+        path = str(work / gpu["model"])  # relative to the run's folder
         model = models.CellposeModel(
             gpu=True, pretrained_model=path, nchan=gpu["nchan"], nclasses=gpu["nclasses"], dim=gpu["dim"],
             omni=True, diam_mean=gpu["diam_mean"],
         )  # fmt: skip
         import tifffile
 
-        held = sorted((work / "results/heldout").glob("*_masks.tif"))[0]
+        held = sorted((work / "results/heldout").glob("*/*_masks.tif"))[0]
         image = tifffile.imread(str(held).replace("_masks", ""))
         masks = model.eval(image, channels=None, omni=True, rescale=None, diameter=None, mask_threshold=0.0,
                            flow_threshold=0.4)[0]  # fmt: skip

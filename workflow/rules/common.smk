@@ -10,18 +10,21 @@ sys.path.insert(0, workflow.basedir)
 from omnitrain.batches import batch_ids
 from omnitrain.config import ConfigError, check_config, check_config_files
 from omnitrain.discovery import discover
+from omnitrain.experiments import plan_runs, primary
 from omnitrain.hashing import HashCache
 from omnitrain.layout import batch_table, image_folder, model_file
 from omnitrain.sources import build_sources
 from omnitrain.steps import (
     STEP,
+    STEPS,
     default_targets,
     enabled_steps,
+    in_folder,
     registered,
     reads_of,
     results_of,
     rule_benchmarks,
-    rule_logs,
+    rule_log_patterns,
     settings_of,
     step_folders,
     step_versions,
@@ -33,6 +36,8 @@ from omnitrain.validation import naming_refusal
 try:
     check_config_files(workflow.configfiles)
     config.update(check_config(config))
+    # The runs: (experiment, fold) pairs, each with its own config (omnitrain/experiments.py).
+    RUN_PLAN = plan_runs(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -49,29 +54,23 @@ def find_pairs(folder):
     )
 
 
-# Pairs found with Omnipose's naming rules.
+# Pairs found with Omnipose's naming rules (dir, test_dir and the filters are the same for every run).
 INPUTS = find_pairs(config["dir"])
 TEST_INPUTS = find_pairs(config["test_dir"]) if config["test_dir"] else None
-
-
-# Sources by id (names made unique): {"pair": Pair, "name": str, "role": "train" | "test"}.
-try:
-    SOURCES = build_sources(INPUTS, TEST_INPUTS, config)
-except ValueError as exc:
-    raise WorkflowError(str(exc)) from None
 # Naming errors (known without reading a pixel: images without labels, labels without images, two
 # images with one base name, ...) refuse every prepare_images job, so that no target, partial run or
 # -k can prepare, pack or train from such folders; each job also re-checks its own pairs' contents
 # before it writes anything. The refusal is part of the batch ids (see below): a parameter that
 # changed without the ids would rerun existing batches, and all that reads them, in place.
 NAMING_REFUSAL = naming_refusal(INPUTS, TEST_INPUTS)
-TRAIN = sorted(s for s, v in SOURCES.items() if v["role"] == "train")
-TEST = sorted(s for s, v in SOURCES.items() if v["role"] == "test")
-VALIDATION = sorted(s for s, v in SOURCES.items() if v["role"] == "validation")
 
 
-wildcard_constraints:
-    batch="[0-9a-f]{12}",
+def sources_of(cfg, fold=None):
+    """Sources by id (names made unique): {"pair", "name", "role": "train" | "test" | "validation", "fold"}."""
+    try:
+        return build_sources(INPUTS, TEST_INPUTS, cfg, fold)
+    except ValueError as exc:
+        raise WorkflowError(str(exc)) from None
 
 
 # ---- Versions, settings and folders: derived from the step table (omnitrain/steps.py) ----------
@@ -80,6 +79,8 @@ wildcard_constraints:
 # env. Each rule's params.settings are exactly the settings its version covers, and its script reads
 # nothing else of the config, so Snakemake's own rerun triggers never fire on an existing version: a
 # change means new paths, old files stay. File hashes are cached in .omnitrain/hashes.tsv.
+# The rules' paths hold the versions as wildcards ({model}, {trainset}, ...): a job finds its run (the
+# experiment and fold it was planned for) by its version, so runs whose versions are equal share one job.
 HASHES = HashCache(".omnitrain/hashes.tsv")
 ENVS = {e: HASHES.sha256(f"{workflow.basedir}/envs/{e}.yaml") for e in ("preprocess", "omnipose")}
 INPUT_FILES = {
@@ -104,49 +105,144 @@ def _source_files(src):
 
 
 # {sid: {"image"|"label"|"links": {"path", "name" (relative to its folder), "sha256"} | None}}
-SOURCE_FILES = {sid: _source_files(src) for sid, src in SOURCES.items()}
-# The user's image file of each training source (named in messages about the images made from it).
-TRAIN_IMAGE_FILES = {s: SOURCE_FILES[s]["image"]["path"] for s in TRAIN}
-PRETRAINED = [config["pretrained_model"]] if config["pretrained_model"] else []
-PRETRAINED_FILES = [[p, HASHES.sha256(p)] for p in PRETRAINED if Path(p).is_file()]
+# (the ids, and which ones are held out, are the same in every run)
+SOURCE_FILES = {sid: _source_files(src) for sid, src in sources_of(config).items()}
+PRETRAINED_FILES = {}
+for _run in RUN_PLAN:
+    _path = _run.config["pretrained_model"]
+    if _path and Path(_path).is_file():
+        PRETRAINED_FILES[_path] = HASHES.sha256(_path)
 HASHES.save()
-# What the steps' "data" names: the user's files each step reads.
-DATA = {
-    "input_files": INPUT_FILES,
-    "sources": {s: {"name": v["name"], "role": v["role"]} for s, v in SOURCES.items()},
-    "train_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in TRAIN},
-    "test_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in TEST},
-    "validation_images": {s: {"files": SOURCE_FILES[s], "name": SOURCES[s]["name"]} for s in VALIDATION},
-    "pretrained": PRETRAINED_FILES,
-}
-ENABLED = {s.name for s in enabled_steps(config)}
-SETTINGS = {s.name: settings_of(s, config) for s in enabled_steps(config)}
-V = step_versions(config, DATA, ENVS)
-# One version per source image (the per-image steps); the other steps have one version each.
-PV = {**V.pop("train_image"), **V.pop("heldout_image"), **V.pop("monitor_image", {})}
-VERSION = V["version"]
-DIR = step_folders(RESULTS, V)
-LOG = rule_logs(RESULTS, V)
-BENCHMARK = rule_benchmarks(RESULTS, V)
-# The model file: Omnipose's name (<net_type>_<folder>) without the start-time suffix, so that
-# Snakemake knows it; Omnipose writes it (and its checkpoints) below <model folder>/models/.
-MODEL = model_file(DIR["model"], model_name(config["nchan"], config["nclasses"], config["dim"], "trainset"))
-GPUS = 0 if config["use_gpu"] is False else 1
-# Monitoring (omnitrain/monitor.py) needs validation images; the split sets them aside only when enough
-# training images remain (split.min_train). Its best epoch's model is "<model>_best", beside the last.
-MONITORED = "monitor_set" in ENABLED and bool(VALIDATION)
-if "monitor_set" not in ENABLED:
-    MONITOR_OFF = "monitor.every is 0 or split.validation_fraction is 0"
-elif not VALIDATION:
-    # (Only what the model's version covers: a changed split.min_train must not rerun it in place.)
-    MONITOR_OFF = (
-        f"{len(TRAIN)} training source image(s) (or groups): too few to set validation images aside"
-        " (split.min_train)"
+# Folders, logs and benchmark files with the versions as wildcards.
+FOLDER = {s.name: f"{RESULTS}/{s.folder}" for s in STEPS if not s.per_image}
+LOG = rule_log_patterns(RESULTS)
+BENCHMARK = rule_benchmarks(RESULTS, {s.name: f"{{{s.name}}}" for s in STEPS})
+
+
+class Run:
+    """One (experiment, fold) of the config: its sources' roles, step versions, folders and model files."""
+
+    def __init__(self, plan):
+        self.name, self.experiment, self.fold = plan.name, plan.experiment, plan.fold
+        cfg = self.config = plan.config
+        self.sources = sources_of(cfg, plan.fold)
+        self.train = sorted(s for s, v in self.sources.items() if v["role"] == "train")
+        self.test = sorted(s for s, v in self.sources.items() if v["role"] == "test")
+        self.validation = sorted(s for s, v in self.sources.items() if v["role"] == "validation")
+        # The user's image file of each training source (named in messages about the images made from it).
+        self.train_image_files = {s: SOURCE_FILES[s]["image"]["path"] for s in self.train}
+        self.pretrained = [cfg["pretrained_model"]] if cfg["pretrained_model"] else []
+        images = lambda sids: {s: {"files": SOURCE_FILES[s], "name": self.sources[s]["name"]} for s in sids}
+        # What the steps' "data" names: the user's files each step reads (a source's fold only with folds).
+        self.data = {
+            "input_files": INPUT_FILES,
+            "sources": {
+                s: {"name": v["name"], "role": v["role"], **({"fold": v["fold"]} if v["fold"] else {})}
+                for s, v in self.sources.items()
+            },
+            "train_images": images(self.train),
+            "test_images": images(self.test),
+            "validation_images": images(self.validation),
+            "pretrained": [[p, PRETRAINED_FILES[p]] for p in self.pretrained if p in PRETRAINED_FILES],
+            "run": {"experiment": self.experiment, "fold": self.fold},
+        }
+        self.enabled = {s.name for s in enabled_steps(cfg)}
+        self.settings = {s.name: settings_of(s, cfg) for s in enabled_steps(cfg)}
+        versions = step_versions(cfg, self.data, ENVS)
+        # One version per source image (the per-image steps); the other steps have one version each.
+        self.pv = {
+            **versions.pop("train_image"),
+            **versions.pop("heldout_image"),
+            **versions.pop("monitor_image", {}),
+        }
+        self.v = versions
+        self.version = versions["version"]
+        self.dir = step_folders(RESULTS, versions)
+        self.benchmarks = rule_benchmarks(RESULTS, versions)
+        # The model file: Omnipose's name (<net_type>_<folder>) without the start-time suffix; Omnipose
+        # writes it (and its checkpoints) below <model folder>/models/. It is not a declared output (its name
+        # depends on nchan, nclasses and dim, the card's does not): the card, written last, stands for it.
+        self.model = model_file(
+            self.dir["model"], model_name(cfg["nchan"], cfg["nclasses"], cfg["dim"], "trainset")
+        )
+        self.gpus = 0 if cfg["use_gpu"] is False else 1
+        # Monitoring (omnitrain/monitor.py) needs validation images; the split sets them aside only when
+        # enough training images remain (split.min_train). Its best epoch's model is "<model>_best".
+        self.monitored = "monitor_set" in self.enabled and bool(self.validation)
+        if "monitor_set" not in self.enabled:
+            self.monitor_off = "monitor.every is 0 or split.validation_fraction is 0"
+        elif not self.validation:
+            # (Only what the model's version covers: a changed split.min_train must not rerun it in place.)
+            self.monitor_off = (
+                f"{len(self.train)} training source image(s) (or groups): too few to set validation images"
+                " aside (split.min_train)"
+            )
+        else:
+            self.monitor_off = ""
+        self.best_model = f"{self.model}_best"
+        self.selected_model = (
+            self.best_model if self.monitored and cfg["monitor"]["select"] == "best" else self.model
+        )
+        self.size_model = f"{self.dir.get('size_model')}/{Path(self.selected_model).name}_size.npy"
+        # The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
+        # Training, held-out and validation images are never in the same batch, so the training set's inputs
+        # (its batch tables) depend on the training images only. A batch's id covers its images' versions.
+        self.batches = {
+            **batch_ids(self.train, self.pv, NAMING_REFUSAL),
+            **batch_ids(self.test, self.pv, NAMING_REFUSAL),
+            **(batch_ids(self.validation, self.pv, NAMING_REFUSAL) if self.monitored else {}),
+        }
+        self.batch_of = {s: b for b, members in self.batches.items() for s in members}
+
+    def batch_tables(self, sids):
+        """The tables of the batches holding these images (each batch once, in order)."""
+        return [str(batch_table(RESULTS, b)) for b in dict.fromkeys(self.batch_of[s] for s in sids)]
+
+    def image_dir(self, sid):
+        """The folder of one source image's prepared files (its version in this run)."""
+        return str(image_folder(RESULTS, sid, self.pv[sid]))
+
+    def image_settings(self, sid):
+        step = {"train": "train_image", "test": "heldout_image", "validation": "monitor_image"}
+        return self.settings[step[self.sources[sid]["role"]]]
+
+
+RUNS = {plan.name: Run(plan) for plan in RUN_PLAN}
+PRIMARY = RUNS[primary(RUN_PLAN).name]
+# {step: {version: the first run that has it}}, and {batch id: the first run that has it}.
+OWNER = {}
+for _run in RUNS.values():
+    for _step, _version in _run.v.items():
+        OWNER.setdefault(_step, {}).setdefault(_version, _run)
+BATCH_RUN = {b: r for r in reversed(list(RUNS.values())) for b in r.batches}
+ANY_MONITORED = any(r.monitored for r in RUNS.values())
+ANY_SIZE_MODEL = any("size_model" in r.enabled for r in RUNS.values())
+
+
+def unknown_version(step, version):
+    return WorkflowError(
+        f"{FOLDER[step].format(**{step: version})} is not a version of the current config: were images or"
+        " settings changed while this run was going on? Run snakemake again (earlier versions are kept as"
+        " they are, never rebuilt)"
     )
-else:
-    MONITOR_OFF = ""
-BEST_MODEL = f"{MODEL}_best"
-SELECTED_MODEL = BEST_MODEL if MONITORED and config["monitor"]["select"] == "best" else MODEL
+
+
+def run_of(step, wildcards):
+    """The run whose ``step`` version is this job's (wildcard ``step``)."""
+    version = getattr(wildcards, step)
+    if version not in OWNER.get(step, {}):
+        raise unknown_version(step, version)
+    return OWNER[step][version]
+
+
+def by_run(step, value):
+    """An input or params function: ``value(run)`` for the run of this job's ``step`` version."""
+    return lambda wildcards: value(run_of(step, wildcards))
+
+
+def settings_of_run(step):
+    """A rule's params.settings: exactly the settings its step's version covers, in the job's run."""
+    return by_run(step, lambda run: run.settings[step])
 
 
 def _read_json(path):
@@ -155,63 +251,43 @@ def _read_json(path):
 
 
 # What the report's intro page (workflow/report/workflow.rst) shows; read when `--report` runs.
-_SCORES = _read_json(f"{DIR['evaluation']}/scores.json")
+_SCORES = _read_json(f"{PRIMARY.dir['evaluation']}/scores.json")
 config["_report"] = {
-    "version": VERSION,
-    "model_version": V["model"],
-    "model": SELECTED_MODEL,
+    "version": PRIMARY.version,
+    "model_version": PRIMARY.v["model"],
+    "model": PRIMARY.selected_model,
     "dir": config["dir"],
     "test_dir": config["test_dir"],
-    "train_images": len(TRAIN),
-    "test_images": len(TEST),
-    "training_images": _read_json(f"{DIR['trainset']}/packing_stats.json").get("images"),
-    **{k: config[k] for k in ("nchan", "nclasses", "dim", "n_epochs")},
+    "train_images": len(PRIMARY.train),
+    "test_images": len(PRIMARY.test),
+    "training_images": _read_json(f"{PRIMARY.dir['trainset']}/packing_stats.json").get("images"),
+    **{k: PRIMARY.config[k] for k in ("nchan", "nclasses", "dim", "n_epochs")},
     "evaluated": bool(_SCORES),
     "ap50": _SCORES.get("ap50"),
     "mean_ap": _SCORES.get("mean_ap"),
+    "runs": len(RUNS),
 }
 
 
-def image_dir(sid):
-    """The folder of one source image's prepared files (its current version)."""
-    return str(image_folder(RESULTS, sid, PV[sid]))
+wildcard_constraints:
+    **{s.name: "[0-9a-f]{12}" for s in STEPS if not s.per_image},
+    batch="[0-9a-f]{12}",
 
 
-def image_settings(sid):
-    step = {"train": "train_image", "test": "heldout_image", "validation": "monitor_image"}
-    return SETTINGS[step[SOURCES[sid]["role"]]]
-
-
-# The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
-# Training, held-out and validation images are never in the same batch, so the training set's inputs (its batch
-# tables) depend on the training images only. A batch's id covers its images' versions.
-BATCHES = {
-    **batch_ids(TRAIN, PV, NAMING_REFUSAL),
-    **batch_ids(TEST, PV, NAMING_REFUSAL),
-    **batch_ids(VALIDATION, PV, NAMING_REFUSAL),
-}
-BATCH_OF = {s: b for b, members in BATCHES.items() for s in members}
-
-
-def batch_tables(sids):
-    """The tables of the batches holding these images (each batch once, in order)."""
-    return [str(batch_table(RESULTS, b)) for b in dict.fromkeys(BATCH_OF[s] for s in sids)]
-
-
-def batch_members(wildcards):
-    if wildcards.batch not in BATCHES:
+def batch_run(wildcards):
+    if wildcards.batch not in BATCH_RUN:
         raise WorkflowError(
             f"{batch_table(RESULTS, wildcards.batch)} is not a batch of the current images: were"
             " images or settings changed while this run was going on? Run snakemake again (earlier"
             " versions are kept as they are, never rebuilt)"
         )
-    return BATCHES[wildcards.batch]
+    return BATCH_RUN[wildcards.batch]
 
 
 def batch_files(wildcards):
     """The user's files of one batch's images (links only where there is a links file)."""
     files = {"images": [], "labels": [], "links": []}
-    for sid in batch_members(wildcards):
+    for sid in batch_run(wildcards).batches[wildcards.batch]:
         for key, kind in (("images", "image"), ("labels", "label"), ("links", "links")):
             if SOURCE_FILES[sid][kind] is not None:
                 files[key].append(ancient(SOURCE_FILES[sid][kind]["path"]))
@@ -220,18 +296,18 @@ def batch_files(wildcards):
 
 def batch_params(wildcards):
     """Per image of the batch: what its version covers besides the files, its files and its folder."""
+    run = batch_run(wildcards)
     out = []
-    for sid in batch_members(wildcards):
-        role = SOURCES[sid]["role"]
+    for sid in run.batches[wildcards.batch]:
         files = {k: v and v["path"] for k, v in SOURCE_FILES[sid].items()}
         out.append(
             {
                 "source": sid,
-                "name": SOURCES[sid]["name"],
-                "role": role,
-                "settings": image_settings(sid),
-                "version": PV[sid],
-                "folder": image_dir(sid),  # where this run writes it; the table names only the version
+                "name": run.sources[sid]["name"],
+                "role": run.sources[sid]["role"],
+                "settings": run.image_settings(sid),
+                "version": run.pv[sid],
+                "folder": run.image_dir(sid),  # where this run writes it; the table names only the version
                 **files,
             }
         )
@@ -239,37 +315,52 @@ def batch_params(wildcards):
 
 
 def prediction_inputs(wildcards):
-    files = {
-        "model": SELECTED_MODEL,
-        "card": rules.train.output.card,
-        "heldout": rules.heldout_set.output.heldout,
-    }
-    if "size_model" in reads_of(STEP["prediction"], config):
-        files["size_model"] = rules.fit_size_model.output.size
+    run = run_of("prediction", wildcards)
+    files = {"card": f"{run.dir['model']}/model_card.json", "heldout": run.dir["heldout"]}
+    if "size_model" in reads_of(STEP["prediction"], run.config):
+        files["size_heldout"] = f"{run.dir['size_model']}/size_heldout.tsv"
     return files
+
+
+def prediction_files(wildcards):
+    """The model (and size model) files the prediction uses, found beside their step's declared outputs."""
+    run = run_of("prediction", wildcards)
+    uses_size = "size_model" in reads_of(STEP["prediction"], run.config)
+    return {"model": run.selected_model, "size_model": run.size_model if uses_size else None}
 
 
 def train_inputs(wildcards):
-    """The validation set only when training is monitored."""
-    return {"monitor_set": rules.monitor_set.output.heldout} if MONITORED else {}
-
-
-def output_of(rule, name):
-    return getattr(getattr(rules, rule).output, name)
-
-
-def register_inputs(wildcards):
-    files = {name: output_of(rule, out) for name, (rule, out) in registered(config).items()}
-    files["model_file"] = SELECTED_MODEL  # the model the evaluation used (monitor.select)
+    run = run_of("model", wildcards)
+    files = {
+        "trainset": f"{run.dir['trainset']}/trainset",
+        "provenance": f"{run.dir['trainset']}/provenance.tsv",
+        "checked": f"{run.dir['check']}/validation.tsv",
+        "pretrained": [ancient(x) for x in run.pretrained],
+    }
+    if run.monitored:  # the validation set only when training is monitored
+        files["monitor_set"] = run.dir["monitor_set"]
     return files
 
 
-def registered_links():
+def register_inputs(wildcards):
+    run = run_of("version", wildcards)
+    return {name: in_folder(run.dir[step], path) for name, (step, path) in registered(run.config).items()}
+
+
+def model_files(run):
+    """The model file the evaluation used (monitor.select) and the size model's, for the version's record."""
+    files = {"model_file": run.selected_model}
+    if "size_model" in run.enabled:
+        files["size_model_file"] = run.size_model
+    return files
+
+
+def registered_links(run):
     """The parts linked from the version's folder (the validation set only when it was built)."""
-    return {k: v for k, v in version_links(DIR).items() if k != "monitor_set" or MONITORED}
+    return {k: v for k, v in version_links(run.dir).items() if k != "monitor_set" or run.monitored}
 
 
-def register_sources():
+def register_sources(run):
     """Every source image of this version: role, folder and its files' names and sha256."""
     return {
         sid: {
@@ -277,11 +368,19 @@ def register_sources():
             "role": src["role"],
             "from_test_dir": src["role"] == "test" and TEST_INPUTS is not None,
             "files": SOURCE_FILES[sid],
+            **({"fold": src["fold"]} if src["fold"] else {}),
         }
-        for sid, src in SOURCES.items()
+        for sid, src in run.sources.items()
     }
 
 
 def final_targets():
-    """What `snakemake` builds by default: the targets of every enabled step (omnitrain/steps.py)."""
-    return [output_of(rule, out) for rule, out in default_targets(config)]
+    """What `snakemake` builds by default: the targets of every enabled step (omnitrain/steps.py) of every run,
+    and the leaderboard when there is more than one run."""
+    targets = {
+        in_folder(run.dir[s], path) for run in RUNS.values() for s, path in default_targets(run.config)
+    }
+    targets.add(rules.registry.output.table)
+    if len(RUNS) > 1:
+        targets |= {rules.leaderboard.output.table, rules.leaderboard.output.plot}
+    return sorted(targets)

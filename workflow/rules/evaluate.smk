@@ -5,43 +5,44 @@ rule predict_heldout:
     input:
         unpack(prediction_inputs),
     output:
-        predictions=directory(DIR["prediction"]),
+        predictions=directory(FOLDER["prediction"]),
     log:
         LOG["predict_heldout"],
     benchmark:
         BENCHMARK["predict_heldout"]
     conda:
         "../../envs/omnipose.yaml"
-    threads: config["resources"]["train_threads"]
+    threads: train_resource("prediction", "train_threads")
     resources:
-        gpu=GPUS,
-        mem_mb=config["resources"]["train_mem_mb"],
+        gpu=gpus_of("prediction"),
+        mem_mb=train_resource("prediction", "train_mem_mb"),
     params:
-        settings=SETTINGS["prediction"],
+        settings=settings_of_run("prediction"),
+        files=prediction_files,
     script:
         "../scripts/predict_heldout.py"
 
 
 rule evaluate:
     input:
-        heldout=rules.heldout_set.output.heldout,
-        predictions=rules.predict_heldout.output.predictions,
+        heldout=by_run("evaluation", lambda run: run.dir["heldout"]),
+        predictions=by_run("evaluation", lambda run: run.dir["prediction"]),
     output:
-        per_threshold=f"{DIR['evaluation']}/per_image_per_threshold.tsv",
-        per_image=f"{DIR['evaluation']}/per_image.tsv",
+        per_threshold=f"{FOLDER['evaluation']}/per_image_per_threshold.tsv",
+        per_image=f"{FOLDER['evaluation']}/per_image.tsv",
         summary=report(
-            f"{DIR['evaluation']}/summary.tsv",
+            f"{FOLDER['evaluation']}/summary.tsv",
             caption="../report/summary.rst",
             category="Evaluation",
         ),
-        scores=f"{DIR['evaluation']}/scores.json",
+        scores=f"{FOLDER['evaluation']}/scores.json",
         ap_curve=report(
-            f"{DIR['evaluation']}/ap_curve.png",
+            f"{FOLDER['evaluation']}/ap_curve.png",
             caption="../report/ap_curve.rst",
             category="Evaluation",
         ),
         overlays=report(
-            f"{DIR['evaluation']}/overlays.png",
+            f"{FOLDER['evaluation']}/overlays.png",
             caption="../report/overlays.rst",
             category="Evaluation",
         ),
@@ -52,6 +53,6 @@ rule evaluate:
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=SETTINGS["evaluation"],
+        settings=settings_of_run("evaluation"),
     script:
         "../scripts/evaluate.py"

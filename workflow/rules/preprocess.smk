@@ -7,16 +7,16 @@ localrules:
     heldout_set,
 
 
-if "monitor_set" in ENABLED:
+if ANY_MONITORED:
 
     localrules:
         monitor_set,
 
     rule monitor_set:
         input:
-            batches=batch_tables(VALIDATION),
+            batches=by_run("monitor_set", lambda run: run.batch_tables(run.validation)),
         output:
-            heldout=directory(DIR["monitor_set"]),
+            heldout=directory(FOLDER["monitor_set"]),
         log:
             LOG["monitor_set"],
         conda:
@@ -27,16 +27,16 @@ if "monitor_set" in ENABLED:
 
 rule split:
     input:
-        validated=rules.validate_inputs.output.table,
+        validated=by_run("split", lambda run: f"{run.dir['validation']}/inputs.tsv"),
     output:
-        table=f"{DIR['split']}/split.tsv",
+        table=f"{FOLDER['split']}/split.tsv",
     log:
         LOG["split"],
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=SETTINGS["split"],
-        sources=DATA["sources"],
+        settings=settings_of_run("split"),
+        sources=by_run("split", lambda run: run.data["sources"]),
     script:
         "../scripts/split.py"
 
@@ -59,11 +59,11 @@ rule prepare_images:
 
 rule pack:
     input:
-        batches=batch_tables(TRAIN),
+        batches=by_run("trainset", lambda run: run.batch_tables(run.train)),
     output:
-        trainset=directory(f"{DIR['trainset']}/trainset"),
-        provenance=f"{DIR['trainset']}/provenance.tsv",
-        stats=f"{DIR['trainset']}/packing_stats.json",
+        trainset=directory(f"{FOLDER['trainset']}/trainset"),
+        provenance=f"{FOLDER['trainset']}/provenance.tsv",
+        stats=f"{FOLDER['trainset']}/packing_stats.json",
     log:
         LOG["pack"],
     benchmark:
@@ -71,18 +71,18 @@ rule pack:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=SETTINGS["trainset"],
+        settings=settings_of_run("trainset"),
     script:
         "../scripts/pack.py"
 
 
 rule preview:
     input:
-        trainset=rules.pack.output.trainset,
-        provenance=rules.pack.output.provenance,
+        trainset=f"{FOLDER['trainset']}/trainset",
+        provenance=f"{FOLDER['trainset']}/provenance.tsv",
     output:
         preview=report(
-            f"{DIR['trainset']}/preview.png",
+            f"{FOLDER['trainset']}/preview.png",
             caption="../report/preview.rst",
             category="Training set",
         ),
@@ -96,12 +96,12 @@ rule preview:
 
 rule validate_training_set:
     input:
-        trainset=rules.pack.output.trainset,
-        provenance=rules.pack.output.provenance,
+        trainset=f"{FOLDER['trainset']}/trainset",
+        provenance=f"{FOLDER['trainset']}/provenance.tsv",
     output:
-        table=f"{DIR['check']}/validation.tsv",
+        table=f"{FOLDER['check']}/validation.tsv",
         summary=report(
-            f"{DIR['check']}/validation_summary.txt",
+            f"{FOLDER['check']}/validation_summary.txt",
             caption="../report/validate_training_set.rst",
             category="Validation",
         ),
@@ -110,17 +110,17 @@ rule validate_training_set:
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=SETTINGS["check"],
-        sources=TRAIN_IMAGE_FILES,
+        settings=settings_of_run("check"),
+        sources=by_run("check", lambda run: run.train_image_files),
     script:
         "../scripts/validate_training_set.py"
 
 
 rule heldout_set:
     input:
-        batches=batch_tables(TEST),
+        batches=by_run("heldout", lambda run: run.batch_tables(run.test)),
     output:
-        heldout=directory(DIR["heldout"]),
+        heldout=directory(FOLDER["heldout"]),
     log:
         LOG["heldout_set"],
     conda:

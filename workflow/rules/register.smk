@@ -1,20 +1,21 @@
-# Versions: register the current version (record, lineage manifest, changes since the previous one)
-# and rebuild the registry table and the latest-version pointer.
+# Versions: register each run's version (record, lineage manifest, changes since the previous one), rebuild the
+# registry table and the latest-version pointer, and, with experiments or folds, the leaderboard.
 
 
 localrules:
     registry,
+    leaderboard,
 
 
 rule register:
     input:
         unpack(register_inputs),
     output:
-        record=f"{DIR['version']}/record.json",
-        manifest=f"{DIR['version']}/manifest.json",
-        changes_json=f"{DIR['version']}/changes.json",
+        record=f"{FOLDER['version']}/record.json",
+        manifest=f"{FOLDER['version']}/manifest.json",
+        changes_json=f"{FOLDER['version']}/changes.json",
         changes=report(
-            f"{DIR['version']}/changes.md",
+            f"{FOLDER['version']}/changes.md",
             caption="../report/changes.rst",
             category="Versions",
         ),
@@ -23,30 +24,53 @@ rule register:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=SETTINGS["version"],
-        version=VERSION,
-        versions={k: v for k, v in V.items() if k != "version"},
-        sources=register_sources(),
+        settings=settings_of_run("version"),
+        version=by_run("version", lambda run: run.version),
+        run=by_run("version", lambda run: run.data["run"]),
+        versions=by_run("version", lambda run: {k: v for k, v in run.v.items() if k != "version"}),
+        sources=by_run("version", register_sources),
         results=lambda w, output: results_of(output.record, "version"),
-        folders={k: v for k, v in DIR.items() if k != "version"},
-        links=registered_links(),
-        benchmarks=BENCHMARK,
+        folders=by_run("version", lambda run: {k: v for k, v in run.dir.items() if k != "version"}),
+        links=by_run("version", registered_links),
+        benchmarks=by_run("version", lambda run: run.benchmarks),
+        model_files=by_run("version", model_files),
     script:
         "../scripts/register.py"
 
 
 rule registry:
     input:
-        record=rules.register.output.record,
+        records=[f"{run.dir['version']}/record.json" for run in RUNS.values()],
     output:
         table=f"{RESULTS}/registry.tsv",
         latest=f"{RESULTS}/latest.txt",
     log:
-        LOG["registry"],
+        f"{LOGS}/registry/{PRIMARY.version}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        version=VERSION,
+        version=PRIMARY.version,
         results=lambda w, output: str(Path(output.table).parent),
     script:
         "../scripts/registry.py"
+
+
+rule leaderboard:
+    input:
+        records=[f"{run.dir['version']}/record.json" for run in RUNS.values()],
+    output:
+        table=f"{RESULTS}/leaderboard.tsv",
+        runs=f"{RESULTS}/leaderboard_runs.tsv",
+        plot=report(
+            f"{RESULTS}/leaderboard.png",
+            caption="../report/leaderboard.rst",
+            category="Experiments",
+        ),
+    log:
+        f"{LOGS}/leaderboard/{PRIMARY.version}.log",
+    conda:
+        "../../envs/preprocess.yaml"
+    params:
+        metric=config["leaderboard"]["metric"],
+    script:
+        "../scripts/leaderboard.py"

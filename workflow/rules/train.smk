@@ -1,20 +1,25 @@
 # Training with the real Omnipose, and the size model (only when train_size is on).
 
 
+def train_resource(step, key):
+    """A resource of the GPU jobs, from the config of the job's run (experiments may change resources)."""
+    return lambda wildcards, attempt: run_of(step, wildcards).config["resources"][key]
+
+
+def gpus_of(step):
+    return lambda wildcards, attempt: run_of(step, wildcards).gpus
+
+
 rule train:
     input:
         unpack(train_inputs),
-        trainset=rules.pack.output.trainset,
-        provenance=rules.pack.output.provenance,
-        checked=rules.validate_training_set.output.table,
-        pretrained=[ancient(x) for x in PRETRAINED],
     output:
-        **({"best": BEST_MODEL} if MONITORED else {}),
-        model=MODEL,
-        card=f"{DIR['model']}/model_card.json",
-        losses=f"{DIR['model']}/losses.tsv",
+        # The model file (<models>/<Omnipose's name>, and <name>_best when monitored) is written before the
+        # card: the card stands for it (its name depends on nchan, nclasses and dim; see common.smk).
+        card=f"{FOLDER['model']}/model_card.json",
+        losses=f"{FOLDER['model']}/losses.tsv",
         curve=report(
-            f"{DIR['model']}/loss_curve.png",
+            f"{FOLDER['model']}/loss_curve.png",
             caption="../report/loss_curve.rst",
             category="Training",
         ),
@@ -24,42 +29,45 @@ rule train:
         BENCHMARK["train"]
     conda:
         "../../envs/omnipose.yaml"
-    threads: config["resources"]["train_threads"]
+    threads: train_resource("model", "train_threads")
     resources:
-        gpu=GPUS,
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime"],
+        gpu=gpus_of("model"),
+        mem_mb=train_resource("model", "train_mem_mb"),
+        runtime=train_resource("model", "train_runtime"),
     params:
-        settings=SETTINGS["model"],
-        version=V["model"],
-        sources=TRAIN_IMAGE_FILES,
-        monitor_off=MONITOR_OFF,
+        settings=settings_of_run("model"),
+        version=by_run("model", lambda run: run.v["model"]),
+        sources=by_run("model", lambda run: run.train_image_files),
+        monitor_off=by_run("model", lambda run: run.monitor_off),
+        model=by_run("model", lambda run: run.model),
+        best=by_run("model", lambda run: run.best_model if run.monitored else None),
     script:
         "../scripts/train.py"
 
 
-if "size_model" in ENABLED:
+if ANY_SIZE_MODEL:
 
     rule fit_size_model:
         input:
-            model=SELECTED_MODEL,
-            card=rules.train.output.card,
-            trainset=rules.pack.output.trainset,
-            heldout=rules.heldout_set.output.heldout,
+            card=by_run("size_model", lambda run: f"{run.dir['model']}/model_card.json"),
+            trainset=by_run("size_model", lambda run: f"{run.dir['trainset']}/trainset"),
+            heldout=by_run("size_model", lambda run: run.dir["heldout"]),
         output:
-            size=f"{DIR['size_model']}/{Path(SELECTED_MODEL).name}_size.npy",
-            heldout=f"{DIR['size_model']}/size_heldout.tsv",
+            # <model>_size.npy, Omnipose's name, is written beside this table (see the train rule's model)
+            heldout=f"{FOLDER['size_model']}/size_heldout.tsv",
         log:
             LOG["fit_size_model"],
         benchmark:
             BENCHMARK["fit_size_model"]
         conda:
             "../../envs/omnipose.yaml"
-        threads: config["resources"]["train_threads"]
+        threads: train_resource("size_model", "train_threads")
         resources:
-            gpu=GPUS,
-            mem_mb=config["resources"]["train_mem_mb"],
+            gpu=gpus_of("size_model"),
+            mem_mb=train_resource("size_model", "train_mem_mb"),
         params:
-            settings=SETTINGS["size_model"],
+            settings=settings_of_run("size_model"),
+            model=by_run("size_model", lambda run: run.selected_model),
+            size=by_run("size_model", lambda run: run.size_model),
         script:
             "../scripts/fit_size_model.py"

@@ -5,9 +5,9 @@ rule validate_inputs:
     input:
         files=[ancient(p) for p in INPUT_FILES],
     output:
-        table=f"{DIR['validation']}/inputs.tsv",
+        table=f"{FOLDER['validation']}/inputs.tsv",
         summary=report(
-            f"{DIR['validation']}/inputs_summary.txt",
+            f"{FOLDER['validation']}/inputs_summary.txt",
             caption="../report/validate_inputs.rst",
             category="Validation",
         ),
@@ -17,6 +17,6 @@ rule validate_inputs:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=SETTINGS["validation"],
+        settings=settings_of_run("validation"),
     script:
         "../scripts/validate_inputs.py"

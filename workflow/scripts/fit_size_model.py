@@ -27,7 +27,7 @@ def main(sm) -> None:
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)
     seed_everything(cfg["pipeline"]["seed"])
-    model = load_trained_model(sm.input.model, card, gpu)
+    model = load_trained_model(sm.params.model, card, gpu)
     axis = 0 if card["nchan"] > 1 else None
     ts = load_training_set(sm.input.trainset)
     sz = cfg["size_model"]
@@ -42,8 +42,8 @@ def main(sm) -> None:
         l2_regularization=sz["l2_regularization"],
         seed=cfg["pipeline"]["seed"],
     )
-    sizemodel.save(sm.output.size, params)
-    log.info(f"size model on {device}: {stats}; saved {sm.output.size}")
+    sizemodel.save(sm.params.size, params)
+    log.info(f"size model on {device}: {stats}; saved {sm.params.size}")
 
     rows = []
     for pair in discover(sm.input.heldout).pairs:

@@ -27,13 +27,13 @@ def main(sm) -> None:
     card = json.loads(Path(sm.input.card).read_text())
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)
-    model = load_trained_model(sm.input.model, card, gpu)
+    model = load_trained_model(sm.params.files["model"], card, gpu)
     axis = 0 if card["nchan"] > 1 else None
-    size = sizemodel.load(sm.input.size_model) if sm.input.get("size_model") else None
+    size = sizemodel.load(sm.params.files["size_model"]) if sm.params.files["size_model"] else None
     out = Path(sm.output.predictions)
     out.mkdir(parents=True, exist_ok=True)
     pairs = discover(sm.input.heldout).pairs
-    log.info(f"segmenting {len(pairs)} held-out image(s) on {device} with {sm.input.model}")
+    log.info(f"segmenting {len(pairs)} held-out image(s) on {device} with {sm.params.files['model']}")
     for pair in pairs:
         image = read_array(pair.image)
         rescale = None

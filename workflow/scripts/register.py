@@ -16,9 +16,15 @@ from omnitrain.registry import changes_markdown, compare, data_hash, file_table,
 from omnitrain.runlog import get_logger, run_step
 
 
-def parent_record(results: Path, version: str) -> dict | None:
-    """The version registered last before this one (the one latest.txt names), if any."""
-    records = [r for r in load_records(results) if r["version"] != version]
+def parent_record(results: Path, version: str, run: dict) -> dict | None:
+    """The version of the same experiment and fold registered last before this one (for the config itself:
+    the one latest.txt names), if any."""
+    same = (run["experiment"], run["fold"])
+    records = [
+        r
+        for r in load_records(results)
+        if r["version"] != version and (r.get("experiment", "base"), r.get("fold")) == same
+    ]
     latest = results / "latest.txt"
     if latest.is_file():
         named = latest.read_text().strip()
@@ -69,12 +75,14 @@ def main(sm) -> None:
     per_image = pd.read_csv(sm.input.per_image, sep="\t")
     record = {
         "version": p.version,
+        "experiment": p.run["experiment"],
+        "fold": p.run["fold"],
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "parent": None,
         "versions": p.versions,
         "paths": {
             "folders": p.folders,
-            "files": {name: str(path) for name, path in sm.input.items()},
+            "files": {name: str(path) for name, path in sm.input.items()} | p.model_files,
         },
         "data": {
             "hash": data_hash(files),
@@ -93,7 +101,7 @@ def main(sm) -> None:
         "run": run_info(),
         "device": card["device"],
         "model": {
-            "selected": selected_model(card, sm.input.model_file, p.settings["monitor"]["select"]),
+            "selected": selected_model(card, p.model_files["model_file"], p.settings["monitor"]["select"]),
             "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
         },
         "scores": {
@@ -104,7 +112,7 @@ def main(sm) -> None:
             },
         },
     }
-    parent = parent_record(results, p.version)
+    parent = parent_record(results, p.version, p.run)
     record["parent"] = parent["version"] if parent else None
     change = compare(parent, record) if parent else None
     record["change"] = change

@@ -81,6 +81,8 @@ def main(sm) -> None:
     route_omnipose(sm.log[0])
     cfg = sm.params.settings
     out = sm.output
+    # The model file and the best epoch's (when monitored): written before the card, which stands for them
+    model_path, best_path = sm.params.model, sm.params.best
     try:
         gpu, device = resolve_device(cfg["use_gpu"])
         pretrained = cfg["pretrained_model"]
@@ -98,8 +100,8 @@ def main(sm) -> None:
     log.info(epoch_meaning(cfg, len(ts.images), len(sm.params.sources)))
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
-    save_path = str(save_path_of(out.model))
-    netstr = Path(out.model).name
+    save_path = str(save_path_of(model_path))
+    netstr = Path(model_path).name
     kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
     # Full checkpoints beside the model (not a declared output: Snakemake keeps it when the job fails);
     # SIGTERM (SLURM's warning before the time limit) saves the last finished epoch and stops.
@@ -119,7 +121,7 @@ def main(sm) -> None:
             metric=mon["metric"], patience=mon["patience"],
             tyx=kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]],
             channel_axis=0 if cfg["nchan"] > 1 else None,
-            diameter=cfg["diameter"], best_path=out.best, log=log,
+            diameter=cfg["diameter"], best_path=best_path, log=log,
             on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
         )  # fmt: skip
         resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
@@ -143,7 +145,7 @@ def main(sm) -> None:
         sys.exit(1)
     except EarlyStopped:
         # The network holds the weights of the last monitored epoch: they are the model ("last").
-        resumable.save_weights(out.model)
+        resumable.save_weights(model_path)
     except ValueError as exc:
         names = source_names(sm.input.provenance, sm.params.sources)
         message = sparse_failure(exc, ts, cfg["min_train_masks"], names)
@@ -162,28 +164,28 @@ def main(sm) -> None:
         monitor.write_best()
     resumable.finished()
     wall = time.perf_counter() - start
-    if not Path(out.model).is_file():
-        raise RuntimeError(f"Omnipose did not write {out.model}")
+    if not Path(model_path).is_file():
+        raise RuntimeError(f"Omnipose did not write {model_path}")
     total = resumable.previous_seconds + wall
     # Omnipose's per-epoch copies: one cut short by a full disk before a resume is removed, not listed.
     checkpoints = []
-    for path in sorted(Path(out.model).parent.glob(f"{netstr}*")):
+    for path in sorted(Path(model_path).parent.glob(f"{netstr}*")):
         if path.name == f"{netstr}_best":  # the best epoch's model, not a checkpoint
             continue
-        if path == Path(out.model) or loadable(path):
+        if path == Path(model_path) or loadable(path):
             checkpoints.append(path.name)
         else:
             path.unlink()
             log.info(f"removed {path}: it cannot be loaded (cut short by a full disk or a kill)")
-    found = architecture(out.model)
+    found = architecture(model_path)
     if monitor:
         loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"])
     else:
         loss_curve(recorder.rows, out.curve)
     trainset_files = files_of([sm.input.trainset])
     card = {
-        "model": str(out.model),
-        "model_sha256": sha256(out.model),
+        "model": str(model_path),
+        "model_sha256": sha256(model_path),
         "format": "Omnipose 1.1.4 state_dict (load with cellpose_omni.models.CellposeModel)",
         "nchan": found["nchan"],
         "nclasses": found["nclasses"],
@@ -213,10 +215,10 @@ def main(sm) -> None:
         "final_loss": recorder.rows[-1]["loss"] if recorder.rows else None,
         "checkpoints": checkpoints,
         "monitoring": {"on": True, **monitor.summary()} if monitor else monitoring,
-        "best_file": str(out.best) if monitor else None,
+        "best_file": str(best_path) if monitor else None,
     }
     write_json(out.card, card)
-    log.info(f"model: {out.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")
+    log.info(f"model: {model_path} ({wall:.0f} s, final loss {card['final_loss']}); card: {out.card}")
 
 
 run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)
