@@ -143,7 +143,9 @@ def main() -> None:
         target = losses["raw"].dropna(subset=["val_ap50"])["val_ap50"].iloc[-1]
         raw_time = float(losses["raw"]["elapsed"].iloc[-1])
         reached = reach_seconds(losses["base"], target)
-        if reached is None:
+        if target <= 0:
+            print("  time-to-accuracy: not defined: raw's final validation AP@0.5 is 0 (too little training)")
+        elif reached is None:
             print(f"  time-to-accuracy: packed never reached raw's final validation AP@0.5 {target:.3f}")
         else:
             print(

@@ -240,6 +240,15 @@ def by_run(step, value):
     return lambda wildcards: value(run_of(step, wildcards))
 
 
+def train_resource(step, key):
+    """A resource of the GPU jobs, from the config of the job's run (experiments may change resources)."""
+    return lambda wildcards, attempt: run_of(step, wildcards).config["resources"][key]
+
+
+def gpus_of(step):
+    return lambda wildcards, attempt: run_of(step, wildcards).gpus
+
+
 def settings_of_run(step):
     """A rule's params.settings: exactly the settings its step's version covers, in the job's run."""
     return by_run(step, lambda run: run.settings[step])

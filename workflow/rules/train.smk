@@ -1,15 +1,6 @@
 # Training with the real Omnipose, and the size model (only when train_size is on).
 
 
-def train_resource(step, key):
-    """A resource of the GPU jobs, from the config of the job's run (experiments may change resources)."""
-    return lambda wildcards, attempt: run_of(step, wildcards).config["resources"][key]
-
-
-def gpus_of(step):
-    return lambda wildcards, attempt: run_of(step, wildcards).gpus
-
-
 rule train:
     input:
         unpack(train_inputs),
