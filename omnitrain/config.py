@@ -350,7 +350,8 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     from jsonschema import Draft202012Validator
 
     msgs = []
-    for err in sorted(Draft202012Validator(schema).iter_errors(config), key=lambda e: list(e.path)):
+    errors = Draft202012Validator(schema).iter_errors(config)
+    for err in sorted(errors, key=lambda e: [str(p) for p in e.path]):
         key = ".".join(str(p) for p in err.path) or "the config"
         sub = schema
         for part in err.path:

@@ -51,7 +51,7 @@ def experiment_configs(config: dict) -> dict[str, dict]:
     out, msgs = {BASE: config}, []
     for name, overrides in config["experiments"].items():
         where = f"experiments.{name}"
-        if not NAME.fullmatch(str(name)) or name == BASE:
+        if not isinstance(name, str) or not NAME.fullmatch(name) or name == BASE:
             msgs.append(
                 f"{where}: an experiment's name is a word of letters, digits, '_' or '-' starting with a"
                 f" letter, and not '{BASE}' (the config itself): rename it"

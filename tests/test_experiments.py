@@ -121,3 +121,20 @@ def test_runs_are_experiments_times_folds_plus_refits(folder):
 def test_folds_one_is_refused(folder):
     with pytest.raises(ConfigError, match="cross_validation.folds"):
         check_config({"dir": str(folder), "cross_validation": {"folds": 1}})
+
+
+@pytest.mark.parametrize(
+    ("experiments", "words"),
+    [
+        ({"raw": 5}, ["experiments.raw", "not of type 'object'"]),
+        (None, ["experiments", "not of type 'object'"]),
+        ({True: {"n_epochs": 3}}, ["experiments.True", "rename it"]),
+        ({1: {"n_epochs": 3}, "a": 6}, ["experiments"]),
+    ],
+    ids=["override-not-a-mapping", "null", "yes-as-a-name", "mixed-keys"],
+)
+def test_malformed_experiments_get_a_message_not_a_traceback(folder, experiments, words):
+    with pytest.raises(ConfigError) as err:
+        experiment_configs(check_config({"dir": str(folder), "experiments": experiments}))
+    for word in words:
+        assert word in str(err.value)

@@ -17,7 +17,8 @@ from conftest import ROOT, run_snakemake
 
 from omnitrain.demo import write_demo
 
-pytestmark = pytest.mark.workflow
+# slow: the longest workflow test (about 4 minutes: four trainings); `make test` runs it, `make ci` does not
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 SLURM = ROOT / "tests" / "slurm"
 CONFIG = {

@@ -51,6 +51,10 @@ def test_each_fold_monitors_on_its_own_training_images(work):
     assert len(splits) == 2, "one split per fold, shared by both experiments"
     tests = [set(s.loc[s["role"] == "test", "name"]) for s in splits]
     assert tests[0] == tests[1] and len(tests[0]) == 1
+    for s in splits:  # each table gives every training image's fold; its own fold's are the validation images
+        trained = s[s["role"] != "test"]
+        assert set(trained["fold"]) == {1, 2}
+        assert trained.loc[trained["role"] == "validation", "fold"].nunique() == 1
     validation = [set(s.loc[s["role"] == "validation", "name"]) for s in splits]
     assert validation[0] and validation[1] and not validation[0] & validation[1]
     assert validation[0] | validation[1] == set(NAMES) - tests[0]

@@ -1,6 +1,6 @@
 """Benchmark: the per-image work in batches of ~16 images against one job per image, in a real run.
 
-Writes N synthetic 32 px pairs (default 320), then runs `snakemake pack heldout_set` (validation,
+Writes N synthetic 32 px pairs (default 320), then runs `snakemake --until pack heldout_set` (validation,
 split and all the per-image work) twice in fresh folders: with this workflow, and with a copy of it
 whose omnitrain/batches.py has IMAGES_PER_JOB = 1 (one prepare_images job per image, as the workflow
 was before batches). Prints both wall times, the job counts and the ratio.
@@ -43,8 +43,9 @@ def run(snakefile: Path, work: Path, data: Path, cores: int) -> tuple[float, int
     work.mkdir()
     (work / "run.yaml").write_text(f"dir: {data}\nn_epochs: 1\n")
     snakemake = Path(sys.executable).with_name("snakemake")
-    cmd = [str(snakemake), "pack", "heldout_set", "--cores", str(cores), "-s", str(snakefile)]
+    cmd = [str(snakemake), "--cores", str(cores), "-s", str(snakefile)]
     cmd += ["--directory", str(work), "--configfile", str(work / "run.yaml")]
+    cmd += ["--until", "pack", "heldout_set"]
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     dt = time.perf_counter() - t

@@ -55,8 +55,9 @@ def main() -> None:
         write_demo(work / "demo")
         base = {"dir": "demo", "learning_rate": 0.1, "RAdam": True, "save_every": 1000}
         (work / "run.yaml").write_text(yaml.safe_dump(base))
-        smk = [sys.executable, "-m", "snakemake", "pack", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
-        subprocess.run([*smk, "--quiet", "all", "--configfile", "run.yaml"], cwd=work, check=True)
+        smk = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+        opts = ["--quiet", "all", "--configfile", "run.yaml", "--until", "pack"]
+        subprocess.run([*smk, *opts], cwd=work, check=True)
         (trainset,) = (work / "results/trainsets").glob("*/trainset")
         note = f"({args.epochs} epochs of 16 crops, {args.threads} threads)"
         print(f"{'tyx':>5} {'batch':>5} {'s/epoch':>8} {'peak GB':>8}   {note}")

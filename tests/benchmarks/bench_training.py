@@ -57,13 +57,14 @@ def main() -> None:
         config["resources"] = {"train_threads": 2}
         (work / "run.yaml").write_text(yaml.safe_dump(config))
         smk = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
-        opts = ["--quiet", "all", "--configfile", "run.yaml"]
-        subprocess.run([*smk, "results/trainset", *opts], cwd=work, check=True, capture_output=True)
+        opts = ["--quiet", "all", "--configfile", "run.yaml", "--until"]
+        subprocess.run([*smk, *opts, "pack"], cwd=work, check=True, capture_output=True)
+        (trainset,) = (work / "results/trainsets").glob("*/trainset")
 
         code = DIRECT.format(
             root=str(ROOT),
             config={**config, "dir": str(work / "demo")},
-            trainset=str(work / "results/trainset"),
+            trainset=str(trainset),
             save=str(work / "direct"),
         )
         out = subprocess.run(
@@ -72,11 +73,10 @@ def main() -> None:
         direct = json.loads(out.stdout.strip().splitlines()[-1])["seconds"] / args.epochs
 
         t0 = time.perf_counter()
-        subprocess.run(
-            [*smk, "results/model/model_card.json", *opts], cwd=work, check=True, capture_output=True
-        )
+        subprocess.run([*smk, *opts, "train"], cwd=work, check=True, capture_output=True)
         job = time.perf_counter() - t0
-        card = json.loads((work / "results/model/model_card.json").read_text())
+        (card_file,) = (work / "results/models").glob("*/model_card.json")
+        card = json.loads(card_file.read_text())
         pipeline = card["wall_seconds"] / args.epochs
     print(f"demo training set, {args.epochs} epochs on {card['device']}")
     print(f"direct Omnipose API:  {direct:6.2f} s/epoch")

@@ -169,7 +169,9 @@ class Run:
         # Monitoring (omnitrain/monitor.py) needs validation images; the split sets them aside only when
         # enough training images remain (split.min_train). Its best epoch's model is "<model>_best".
         self.monitored = "monitor_set" in self.enabled and bool(self.validation)
-        if "monitor_set" not in self.enabled:
+        if "monitor_set" not in self.enabled and self.fold is not None:
+            self.monitor_off = f"monitor.every is 0 (fold {self.fold}'s images are left out, not scored)"
+        elif "monitor_set" not in self.enabled:
             self.monitor_off = "monitor.every is 0 or split.validation_fraction is 0"
         elif not self.validation:
             # (Only what the model's version covers: a changed split.min_train must not rerun it in place.)
@@ -221,7 +223,7 @@ ANY_SIZE_MODEL = any("size_model" in r.enabled for r in RUNS.values())
 
 def unknown_version(step, version):
     return WorkflowError(
-        f"{FOLDER[step].format(**{step: version})} is not a version of the current config: were images or"
+        f"{step} version {version} (below {RESULTS}) is not a version of the current config: were images or"
         " settings changed while this run was going on? Run snakemake again (earlier versions are kept as"
         " they are, never rebuilt)"
     )

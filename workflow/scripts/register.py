@@ -137,7 +137,7 @@ def main(sm) -> None:
         "run": record["run"],
         "device": card["device"],
         "model": {
-            "selected": card.get("selected"),
+            "selected": record["model"]["selected"],
             "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
         },
         "timings": timings(p.benchmarks),

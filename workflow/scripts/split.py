@@ -26,9 +26,10 @@ def main(sm) -> None:
                 "group": group,
                 "hash": "" if by_dir else f"{hash_unit(group, settings['pipeline']['seed']):.6f}",
                 "role": src["role"],
+                "fold": src.get("fold", ""),  # with cross-validation: the fold of each training image
             }
         )
-    table = pd.DataFrame(rows, columns=["source", "name", "group", "hash", "role"])
+    table = pd.DataFrame(rows, columns=["source", "name", "group", "hash", "role", "fold"])
     table.to_csv(sm.output.table, sep="\t", index=False)
     counts = table["role"].value_counts().to_dict()
     rule = "test_dir" if by_dir else f"hash < {settings['split']['test_fraction']}"
