@@ -186,6 +186,8 @@ class Run:
             self.best_model if self.monitored and cfg["monitor"]["select"] == "best" else self.model
         )
         self.size_model = f"{self.dir.get('size_model')}/{Path(self.selected_model).name}_size.npy"
+        # Held-out images are rescaled by the size model (omnitrain/steps.py, use_size_model)
+        self.uses_size_model = "size_model" in reads_of(STEP["prediction"], cfg)
         # The per-image work runs in batches of about 16 images (omnitrain/batches.py): {batch id: [sid]}.
         # Training, held-out and validation images are never in the same batch, so the training set's inputs
         # (its batch tables) depend on the training images only. A batch's id covers its images' versions.
@@ -216,7 +218,10 @@ OWNER = {}
 for _run in RUNS.values():
     for _step, _version in _run.v.items():
         OWNER.setdefault(_step, {}).setdefault(_version, _run)
-BATCH_RUN = {b: r for r in reversed(list(RUNS.values())) for b in r.batches}
+BATCH_RUN = {}
+for _run in RUNS.values():
+    for _batch in _run.batches:
+        BATCH_RUN.setdefault(_batch, _run)
 ANY_MONITORED = any(r.monitored for r in RUNS.values())
 ANY_SIZE_MODEL = any("size_model" in r.enabled for r in RUNS.values())
 
@@ -328,7 +333,7 @@ def batch_params(wildcards):
 def prediction_inputs(wildcards):
     run = run_of("prediction", wildcards)
     files = {"card": f"{run.dir['model']}/model_card.json", "heldout": run.dir["heldout"]}
-    if "size_model" in reads_of(STEP["prediction"], run.config):
+    if run.uses_size_model:
         files["size_heldout"] = f"{run.dir['size_model']}/size_heldout.tsv"
     return files
 
@@ -336,8 +341,7 @@ def prediction_inputs(wildcards):
 def prediction_files(wildcards):
     """The model (and size model) files the prediction uses, found beside their step's declared outputs."""
     run = run_of("prediction", wildcards)
-    uses_size = "size_model" in reads_of(STEP["prediction"], run.config)
-    return {"model": run.selected_model, "size_model": run.size_model if uses_size else None}
+    return {"model": run.selected_model, "size_model": run.size_model if run.uses_size_model else None}
 
 
 def train_inputs(wildcards):
