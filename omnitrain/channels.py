@@ -13,6 +13,9 @@ import numpy as np
 
 #: Stands for "the mean of all channels" (Cellpose's grey, chan = 0) in a plan's sources.
 GREY = -1
+#: Stands for an empty channel: Cellpose's chan2 = 0 ("None, will set to zero") when nchan is 2, as the
+#: two-channel built-in models (bact_phase_omni, cyto, ...) see a one-channel image.
+ZERO = -2
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,10 @@ class ChannelPlan:
     def describe(self) -> str:
         if self.sources is None:
             return f"all {self.nchan} channel(s) as they are"
-        names = ["grey (mean of all channels)" if s == GREY else f"channel {s}" for s in self.sources]
+        names = [
+            {GREY: "grey (mean of all channels)", ZERO: "zeros (an empty channel)"}.get(s, f"channel {s}")
+            for s in self.sources
+        ]
         return ", ".join(names)
 
     def incompatibility(self, n_channels: int) -> str | None:
@@ -42,7 +48,7 @@ class ChannelPlan:
                     f" needs exactly {self.nchan}"
                 )
             return None
-        missing = [s for s in self.sources if s != GREY and s >= n_channels]
+        missing = [s for s in self.sources if s >= n_channels]
         if missing:
             return (
                 f"image has {n_channels} channel(s) (indices 0..{n_channels - 1}) but {self.origin}"
@@ -55,7 +61,9 @@ class ChannelPlan:
         data = image[np.newaxis] if channel_axis is None else np.moveaxis(image, channel_axis, 0)
         if self.sources is None:
             return data
-        return np.stack([data.mean(axis=0) if s == GREY else data[s] for s in self.sources])
+        grey = data.mean(axis=0) if GREY in self.sources else None
+        zeros = np.zeros_like(data[0])
+        return np.stack([grey if s == GREY else zeros if s == ZERO else data[s] for s in self.sources])
 
 
 def plan_from_config(config: dict) -> tuple[ChannelPlan | None, list[str]]:
@@ -73,13 +81,13 @@ def plan_from_config(config: dict) -> tuple[ChannelPlan | None, list[str]]:
     if config["all_channels"]:
         return ChannelPlan(nchan, None, "all_channels"), []
     chan, chan2 = config["chan"], config["chan2"]
-    sources = (GREY if chan == 0 else chan - 1,) + ((chan2 - 1,) if chan2 else ())
+    second = (chan2 - 1,) if chan2 else (ZERO,) if nchan == 2 else ()
+    sources = (GREY if chan == 0 else chan - 1,) + second
     plan = ChannelPlan(nchan, sources, f"chan = {chan}, chan2 = {chan2}")
     if len(sources) != nchan:
         return plan, [
             f"chan = {chan} and chan2 = {chan2} select {len(sources)} channel(s) but nchan is {nchan}:"
             f" set nchan: {len(sources)}"
-            + (", or set chan2 (the second channel, 1-3)" if nchan == 2 and not chan2 else "")
             + ", or give the channels explicitly with channels.select, or set all_channels: true"
         ]
     return plan, []

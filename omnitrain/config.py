@@ -21,28 +21,9 @@ from pathlib import Path
 import yaml
 
 from .channels import plan_from_config
+from .pretrained import builtin, settings_problems, unknown_model_message
 
 SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
-
-#: Omnipose's built-in model names (cellpose_omni.models.MODEL_NAMES in 1.1.4). They are
-#: downloaded on first use, which a pipeline run must not depend on.
-BUILTIN_MODELS = (
-    "bact_phase_affinity",
-    "bact_phase_omni",
-    "bact_fluor_omni",
-    "worm_omni",
-    "worm_bact_omni",
-    "worm_high_res_omni",
-    "cyto2_omni",
-    "plant_omni",
-    "bact_phase_cp",
-    "bact_fluor_cp",
-    "plant_cp",
-    "worm_cp",
-    "cyto",
-    "nuclei",
-    "cyto2",
-)
 
 #: File extensions that must not be part of img_filter or mask_filter.
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".npz", ".txt")
@@ -287,15 +268,9 @@ def cross_checks(config: dict) -> list[str]:
         msgs.append("all_channels: true and channels.select both choose channels: keep one of them")
 
     model = config["pretrained_model"]
-    if model is not None:
-        if model in BUILTIN_MODELS:
-            msgs.append(
-                f"pretrained_model '{model}' is an Omnipose built-in model that must be downloaded;"
-                " the pipeline does not download: give the path of the model file on disk"
-                " (e.g. ~/.cellpose/models/...) or null to train from scratch"
-            )
-        elif not Path(model).expanduser().is_file():
-            msgs.append(f"pretrained_model '{model}' is not a file; give the path of a model file, or null")
+    if model is not None and builtin(model) is None and not Path(model).expanduser().is_file():
+        msgs.append(unknown_model_message(model))
+    msgs.extend(settings_problems(config))
 
     train = Path(config["dir"])
     if not train.is_dir():

@@ -36,6 +36,8 @@ REGISTRY_COLUMNS = [
     "trainset_version",
     "heldout_version",
     "model_version",
+    "pretrained_model",
+    "pretrained_sha256",
     "model",
     "selected",
     "selected_epoch",
@@ -190,6 +192,7 @@ def registry_row(record: dict) -> dict:
     # The model file the evaluation used: <model>_best with monitor.select best (records from before
     # monitoring have none: their model file is the last epoch's).
     chosen = (record.get("model") or {}).get("selected") or {}
+    start = (record.get("model") or {}).get("pretrained") or {}  # None: trained from scratch
     change = record.get("change")
     if change is None:
         summary = "first version"
@@ -215,6 +218,8 @@ def registry_row(record: dict) -> dict:
         "trainset_version": record["versions"]["trainset"],
         "heldout_version": record["versions"]["heldout"],
         "model_version": record["versions"]["model"],
+        "pretrained_model": start.get("name", ""),
+        "pretrained_sha256": start.get("sha256", ""),
         "model": chosen.get("file") or files.get("model_file") or "",
         "selected": chosen.get("select", "last"),
         "selected_epoch": chosen.get("epoch"),

@@ -27,6 +27,7 @@ from string import Formatter
 
 from .hashing import code_digest, version_id
 from .layout import IMAGE_FOLDER
+from .pretrained import builtin
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ def monitoring(config: dict) -> bool:
     or those the split sets aside when it can (omnitrain/split.py)."""
     in_fold = config.get("run", {}).get("fold") is not None
     return config["monitor"]["every"] > 0 and (in_fold or config["split"]["validation_fraction"] > 0)
+
+
+def builtin_start(config: dict) -> bool:
+    """Training starts from one of Omnipose's built-in models, downloaded by its own step."""
+    return builtin(config["pretrained_model"]) is not None
 
 
 def use_size_model(config: dict) -> bool:
@@ -179,6 +185,7 @@ STEPS: tuple[Step, ...] = (
             "tiling.keep_empty",
             *CHANNELS,
             "diameter",
+            "pretrained_model",  # a built-in's diam_mean (omnitrain/pretrained.py)
             "n_epochs",
             "training.nimg_per_epoch",
             "batch_size",
@@ -196,13 +203,22 @@ STEPS: tuple[Step, ...] = (
         targets=("",),
     ),
     Step(
+        "pretrained",
+        # A local rule (workflow/rules/train.smk): GPU nodes of a cluster often have no internet.
+        (Rule("download_pretrained", "download_pretrained.py", "omnipose"),),
+        folder="pretrained/{pretrained}",
+        settings=("pretrained_model", "nchan", "nclasses", "dim"),
+        enabled=builtin_start,
+        registers={"pretrained": "pretrained.json"},
+    ),
+    Step(
         "model",
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
         # monitor.select is not here: which file is used is decided downstream (same training)
         settings=(*TRAINING, "monitor.every", "monitor.metric", "monitor.patience"),
         # train reads the check's table: a new check is a new model version
-        reads=("trainset", "check", "monitor_set"),
+        reads=("trainset", "check", "monitor_set", "pretrained"),
         data="pretrained",
         targets=("model_card.json", "loss_curve.png"),
         registers={"card": "model_card.json"},
@@ -211,7 +227,9 @@ STEPS: tuple[Step, ...] = (
         "size_model",
         (Rule("fit_size_model", "fit_size_model.py", "omnipose", benchmark=True),),
         folder="size_models/{size_model}",
-        settings=("size_model", "diameter", "batch_size", "use_gpu", "pipeline.seed", "monitor.select"),
+        settings=(
+            "size_model", "diameter", "pretrained_model", "batch_size", "use_gpu", "pipeline.seed", "monitor.select",
+        ),  # fmt: skip
         reads=("model", "trainset", "heldout"),
         enabled=train_size,
         targets=("size_heldout.tsv",),
@@ -259,6 +277,7 @@ STEPS: tuple[Step, ...] = (
             "check",
             "heldout",
             "monitor_set",
+            "pretrained",
             "model",
             "size_model",
             "prediction",

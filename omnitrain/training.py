@@ -9,6 +9,7 @@ weights on a mismatch); and the model file name has no timestamp (so Snakemake k
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import re
@@ -21,6 +22,7 @@ import numpy as np
 from .discovery import discover
 from .imageio import read_array
 from .labels import read_links
+from .pretrained import diam_mean
 
 #: Keys of an Omnipose state_dict that reveal the architecture (DESIGN.md §5).
 FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
@@ -108,6 +110,28 @@ def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> d
             " choose a model trained with these settings."
         )
     return found
+
+
+def starting_model(config: dict, builtin_record=None, builtin_weights=None) -> tuple[str | None, dict | None]:
+    """The file training starts from and what the model card says of it: a built-in model's copy (its
+    download step's record: name, URL, sha256) or the configured file; (None, None) from scratch.
+
+    A built-in's copy whose bytes are no longer those recorded at its download is refused."""
+    from .hashing import sha256
+
+    if builtin_record:
+        record = json.loads(Path(builtin_record).read_text())
+        found = sha256(builtin_weights)
+        if found != record["sha256"]:
+            raise TrainingError(
+                f"{builtin_weights} changed since {record['name']} was downloaded (sha256 {found}, recorded"
+                f" {record['sha256']} in {builtin_record}); delete both files to download it again"
+            )
+        return str(builtin_weights), {**record, "path": str(builtin_weights)}
+    path = config["pretrained_model"]
+    if not path:
+        return None, None
+    return path, {"name": path, "path": path, "sha256": sha256(path)}
 
 
 @dataclass
@@ -227,11 +251,12 @@ class EpochRecorder(logging.Handler):
 
 
 def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:
-    """CellposeModel(...) arguments, exactly as the omnipose CLI builds them for training."""
+    """CellposeModel(...) arguments, exactly as the omnipose CLI builds them for training (``pretrained``: a
+    file; a built-in's diam_mean comes from its name, as the CLI's)."""
     return {
         "gpu": gpu,
         "pretrained_model": pretrained,
-        "diam_mean": float(config["diameter"] or 30.0),
+        "diam_mean": diam_mean(config),
         "nchan": config["nchan"],
         "nclasses": config["nclasses"],
         "dim": config["dim"],
@@ -245,6 +270,40 @@ def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:
         "scale_factor": 2,
         "allow_blank_masks": bool(config["tiling"]["keep_empty"]),
     }
+
+
+def fix_boundary_loss(model) -> bool:
+    """Let Omnipose 1.1.4 train a model with the boundary field (nclasses 3: bact_phase_omni, cyto2_omni,
+    plant_omni, ...); returns whether it was needed.
+
+    Its loss scores the boundary output with ``BatchMeanBSE`` (torch's BCELoss) on the network's raw output,
+    which is not a probability: training stops at the first batch with "all elements of input should be
+    between 0 and 1", from scratch and when fine-tuning. Omnipose's own comment beside it keeps the
+    ``BCEWithLogitsLoss`` it replaced, and the built-in boundary models were trained with that one. So the
+    term is replaced, after Omnipose sets its loss terms up (``_set_criterion``, called by train()), by the
+    same per-sample mean computed on logits. Written here because no release of Omnipose fixes it."""
+    import torch
+
+    if model.nclasses != model.dim + 2:  # Omnipose's own test for a boundary output
+        return False
+
+    class BatchMeanBCEWithLogits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bce = torch.nn.BCEWithLogitsLoss(reduction="none")
+
+        def forward(self, pred, target):
+            per_elem = self.bce(pred, target)
+            return per_elem.reshape(per_elem.size(0), -1).mean(dim=1).mean()
+
+    set_up = model._set_criterion
+
+    def set_criterion():
+        set_up()
+        model.BCELoss = BatchMeanBCEWithLogits()
+
+    model._set_criterion = set_criterion
+    return True
 
 
 def crops_per_epoch(config: dict, n_sources: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from omnitrain.channels import GREY, find_channel_axis, plan_from_config
+from omnitrain.channels import GREY, ZERO, find_channel_axis, plan_from_config
 
 
 def config(**kw):
@@ -21,6 +21,8 @@ def config(**kw):
         ({"chan": 2}, (1,)),
         ({"chan": 2, "chan2": 3, "nchan": 2}, (1, 2)),
         ({"chan": 0, "chan2": 1, "nchan": 2}, (GREY, 0)),
+        ({"nchan": 2}, (GREY, ZERO)),  # Cellpose's chan2 0 with two channels: an empty second one
+        ({"chan": 2, "chan2": 1, "nchan": 2}, (1, 0)),  # the cyto models: green cytoplasm, red nuclei
         ({"channels": {"select": [2, 0]}, "nchan": 2}, (2, 0)),
         ({"all_channels": True, "nchan": 3}, None),
     ],
@@ -39,6 +41,9 @@ def test_plan_apply_grey_select_and_all():
     everything, _ = plan_from_config(config(all_channels=True, nchan=3))
     assert everything.apply(img, 2).shape == (3, 4, 5)
     assert grey.apply(img[..., 0], None).shape == (1, 4, 5)
+    zero, _ = plan_from_config(config(nchan=2))
+    assert zero.apply(img, 2)[:, 0, 0].tolist() == [3, 0] and zero.incompatibility(1) is None
+    assert "zeros" in zero.describe()
 
 
 def test_incompatibility_messages():

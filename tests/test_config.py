@@ -6,7 +6,6 @@ import pytest
 import yaml
 
 from omnitrain.config import (
-    BUILTIN_MODELS,
     OMNIPOSE_FLAGS,
     SCHEMA,
     ConfigError,
@@ -84,14 +83,24 @@ def test_all_unknown_keys_are_listed_at_once(base):
         ({"tyx": [224]}, ["one per axis"]),
         ({"tyx": "224,2x4"}, ["not a comma-separated list"]),
         ({"dataloader": True}, ["num_workers"]),
-        ({"nchan": 2}, ["nchan is 2", "chan2"]),
+        ({"nchan": 3}, ["nchan is 3", "select 1 channel(s)"]),
         ({"chan": 2, "chan2": 3}, ["select 2 channel(s)", "nchan is 1"]),
         ({"channels": {"select": [0, 1]}}, ["channels.select keeps 2", "nchan: 2"]),
         ({"channels": {"select": [0]}, "all_channels": True}, ["keep one of them"]),
         ({"img_filter": "_img.tif"}, ["extension '.tif'", "use '_img'"]),
         ({"mask_filter": "_masks.png"}, ["extension '.png'", "use '_masks'"]),
         ({"mask_filter": "_x", "img_filter": "_x"}, ["cannot be told apart"]),
-        ({"pretrained_model": "bact_phase_omni"}, ["built-in", "path"]),
+        ({"pretrained_model": "bact_phase_omi"}, ["not an Omnipose built-in", "did you mean 'bact_phase_omni'"]),
+        ({"pretrained_model": "cytoplasm_model"}, ["not an Omnipose built-in", "cyto2_omni"]),
+        ({"pretrained_model": "cyto"}, ["cyto needs nchan: 2 but nchan is 1", "chan: 2, chan2: 1"]),
+        (
+            {"pretrained_model": "bact_phase_omni", "nchan": 2},
+            ["needs nclasses: 3 but nclasses is 2", "set nclasses: 3"],
+        ),
+        (
+            {"pretrained_model": "bact_phase_omni", "nchan": 2, "nclasses": 3, "diameter": 30},
+            ["without rescaling", "set diameter: 0"],
+        ),
         ({"pretrained_model": "/no/such/model"}, ["is not a file"]),
         ({"dir": "/no/such/folder"}, ["is not a folder", "working directory"]),
         ({"test_dir": "/no/such/folder"}, ["test_dir", "is not a folder"]),
@@ -133,9 +142,10 @@ def test_valid_combinations_pass(base, tmp_path):
     check_config({**base, "channels": {"select": [2, 0]}, "nchan": 2})
 
 
-def test_builtin_model_names_match_omnipose():
-    models = pytest.importorskip("cellpose_omni.models")
-    assert set(BUILTIN_MODELS) == set(models.MODEL_NAMES)
+def test_builtin_models_pass_with_the_settings_they_imply(base):
+    check_config({**base, "pretrained_model": "cyto", "nchan": 2, "chan": 2, "chan2": 1, "diameter": 30})
+    check_config({**base, "pretrained_model": "bact_phase_omni", "nchan": 2, "nclasses": 3})  # chan2 0: zeros
+    check_config({**base, "pretrained_model": "plant_omni", "nclasses": 3})
 
 
 def test_config_readme_documents_every_key_and_default():

@@ -28,6 +28,7 @@ models = pytest.importorskip("cellpose_omni.models")
 
 def config(**kw):
     base = {
+        "pretrained_model": None,
         "diameter": 0,
         "nchan": 1,
         "nclasses": 2,

@@ -13,6 +13,7 @@ from omnitrain.discovery import discover
 from omnitrain.experiments import plan_runs, primary
 from omnitrain.hashing import HashCache
 from omnitrain.layout import batch_table, image_folder, model_file
+from omnitrain.pretrained import builtin
 from omnitrain.sources import build_sources
 from omnitrain.steps import (
     STEP,
@@ -110,7 +111,7 @@ SOURCE_FILES = {sid: _source_files(src) for sid, src in sources_of(config).items
 PRETRAINED_FILES = {}
 for _run in RUN_PLAN:
     _path = _run.config["pretrained_model"]
-    if _path and Path(_path).is_file():
+    if _path and not builtin(_path) and Path(_path).is_file():
         PRETRAINED_FILES[_path] = HASHES.sha256(_path)
 HASHES.save()
 # Folders, logs and benchmark files with the versions as wildcards.
@@ -131,7 +132,8 @@ class Run:
         self.validation = sorted(s for s, v in self.sources.items() if v["role"] == "validation")
         # The user's image file of each training source (named in messages about the images made from it).
         self.train_image_files = {s: SOURCE_FILES[s]["image"]["path"] for s in self.train}
-        self.pretrained = [cfg["pretrained_model"]] if cfg["pretrained_model"] else []
+        # A model file to start from (a built-in model is its own step's output instead)
+        self.pretrained = [cfg["pretrained_model"]] if cfg["pretrained_model"] and not builtin(cfg["pretrained_model"]) else []
         images = lambda sids: {s: {"files": SOURCE_FILES[s], "name": self.sources[s]["name"]} for s in sids}
         # What the steps' "data" names: the user's files each step reads (a source's fold only with folds).
         self.data = {
@@ -352,6 +354,9 @@ def train_inputs(wildcards):
         "checked": f"{run.dir['check']}/validation.tsv",
         "pretrained": [ancient(x) for x in run.pretrained],
     }
+    if "pretrained" in run.enabled:  # a built-in model, downloaded by its own step
+        files["builtin"] = f"{run.dir['pretrained']}/pretrained.json"
+        files["builtin_weights"] = f"{run.dir['pretrained']}/weights"
     if run.monitored:  # the validation set only when training is monitored
         files["monitor_set"] = run.dir["monitor_set"]
     return files

@@ -1,4 +1,24 @@
-# Training with the real Omnipose, and the size model (only when train_size is on).
+# Training with the real Omnipose, the built-in model it may start from, and the size model (only when
+# train_size is on).
+
+# The download runs where snakemake runs (the login or submit host): GPU nodes often have no internet.
+localrules:
+    download_pretrained,
+
+
+rule download_pretrained:
+    output:
+        # weights: the run's copy of Omnipose's file; the record names it, its URL and sha256
+        weights=f"{FOLDER['pretrained']}/weights",
+        record=f"{FOLDER['pretrained']}/pretrained.json",
+    log:
+        LOG["download_pretrained"],
+    conda:
+        "../../envs/omnipose.yaml"
+    params:
+        settings=settings_of_run("pretrained"),
+    script:
+        "../scripts/download_pretrained.py"
 
 
 rule train:

@@ -12,6 +12,7 @@ import pandas as pd
 from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
+from omnitrain.pretrained import rescaling_diam_mean
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, load_training_set, resolve_device, seed_everything
 
@@ -36,7 +37,7 @@ def main(sm) -> None:
         ts.images,
         ts.labels,
         axis,
-        diam_mean=float(cfg["diameter"]),
+        diam_mean=rescaling_diam_mean(cfg),
         n_epochs=sz["n_epochs"],
         batch_size=cfg["batch_size"],
         l2_regularization=sz["l2_regularization"],

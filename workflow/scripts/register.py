@@ -103,6 +103,7 @@ def main(sm) -> None:
         "model": {
             "selected": selected_model(card, p.model_files["model_file"], p.settings["monitor"]["select"]),
             "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
+            "pretrained": card.get("pretrained_model"),  # name, URL and sha256 of the model it started from
         },
         "scores": {
             "summary": {k: scores.get(k) for k in ("mean_ap", "ap50", "ap75", "aji", "pq", "images")},
@@ -139,6 +140,7 @@ def main(sm) -> None:
         "model": {
             "selected": record["model"]["selected"],
             "monitoring": {k: v for k, v in card.get("monitoring", {}).items() if k != "history"},
+            "pretrained": record["model"]["pretrained"],
         },
         "timings": timings(p.benchmarks),
         "files": lineage,

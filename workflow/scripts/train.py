@@ -29,11 +29,13 @@ from omnitrain.training import (
     architecture,
     check_pretrained,
     epoch_meaning,
+    fix_boundary_loss,
     load_training_set,
     loadable,
     model_kwargs,
     resolve_device,
     seed_everything,
+    starting_model,
     sparse_failure,
     train_kwargs,
 )
@@ -85,10 +87,10 @@ def main(sm) -> None:
     model_path, best_path = sm.params.model, sm.params.best
     try:
         gpu, device = resolve_device(cfg["use_gpu"])
-        pretrained = cfg["pretrained_model"]
+        pretrained, origin = starting_model(cfg, sm.input.get("builtin"), sm.input.get("builtin_weights"))
         if pretrained:
             check_pretrained(pretrained, cfg["nchan"], cfg["nclasses"], cfg["dim"])
-            log.info(f"fine-tuning {pretrained}: nchan, nclasses and dim match the config")
+            log.info(f"fine-tuning {origin['name']}: nchan, nclasses and dim match the config")
         ts = load_training_set(sm.input.trainset)
     except TrainingError as exc:
         sys.stderr.write(f"\nTraining cannot start: {exc}\n")
@@ -100,6 +102,8 @@ def main(sm) -> None:
     log.info(epoch_meaning(cfg, len(ts.images), len(sm.params.sources)))
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
+    if fix_boundary_loss(model):
+        log.info("nclasses 3: the boundary term of the loss is computed on logits (Omnipose 1.1.4 crashes otherwise)")
     save_path = str(save_path_of(model_path))
     netstr = Path(model_path).name
     kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
@@ -196,7 +200,7 @@ def main(sm) -> None:
         "flags": {k: v for k, v in cfg.items() if k in OMNIPOSE_FLAGS},
         "settings": cfg,
         "seed": cfg["pipeline"]["seed"],
-        "pretrained_model": {"path": pretrained, "sha256": sha256(pretrained)} if pretrained else None,
+        "pretrained_model": origin,
         "training_set": {
             "folder": sm.input.trainset,
             "images": len(ts.images),

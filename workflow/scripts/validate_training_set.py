@@ -13,6 +13,7 @@ import numpy as np
 from omnitrain.channels import ChannelPlan
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
+from omnitrain.pretrained import rescaling_diam_mean
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names, sparse_image_problems
@@ -76,7 +77,7 @@ def sparse_check(pairs, table, cfg, provenance, sources, log) -> list[Problem]:
     found, problems = sparse_image_problems(
         images,
         tyx,
-        float(cfg["diameter"]),
+        rescaling_diam_mean(cfg),
         cfg["n_epochs"],
         crops_per_epoch(cfg, len(sources)),
         cfg["min_train_masks"],

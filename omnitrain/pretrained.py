@@ -1,0 +1,212 @@
+"""Omnipose's built-in models as a start for training: names, what each implies, and their download.
+
+Omnipose 1.1.4 turns a name it does not know, or a path that does not exist, silently into ``cyto``,
+and forces nchan, nclasses and diam_mean from the name whatever the user set. The pipeline instead
+refuses a misspelt name (with a suggestion) and checks the config against what the name implies
+(:func:`settings_problems`) before anything runs, and the downloaded file's architecture against the
+config (:func:`omnitrain.training.check_pretrained`) before training.
+
+The table below is Omnipose 1.1.4's own lists (omnipose/core.py: C1_MODELS, C2_BD_MODELS,
+C1_BD_MODELS, C2_MODELS; cellpose_omni/models.py: CP_MODELS), written out because the config is
+checked where omnipose may not be installed (``--use-conda``); tests/test_pretrained.py compares it
+with the installed omnipose.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.client import HTTPException
+from pathlib import Path
+from urllib.error import URLError
+
+#: A mirror of those files (e.g. on an intranet) replaces Omnipose's URL when this variable is set. It is
+#: not part of any version: the file's sha256, recorded in the card, is.
+MIRROR_VARIABLE = "OMNITRAIN_MODEL_URL"
+
+
+@dataclass(frozen=True)
+class BuiltIn:
+    """What Omnipose 1.1.4 forces for a built-in name (CellposeModel.__init__ and the CLI's training)."""
+
+    name: str
+    nchan: int
+    nclasses: int
+    diam_mean: float  # the CLI's szmean: 0 means the model was trained without rescaling by diameter
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}torch_0"  # cellpose_omni.models.model_path(name, 0, True)
+
+    @property
+    def rescaled(self) -> bool:
+        return self.diam_mean > 0
+
+
+_C1 = ("bact_phase_affinity",)  # nchan and nclasses as configured in Omnipose: 1 and 2 by default
+_C2_BD = ("bact_phase_omni", "bact_fluor_omni", "worm_omni", "worm_bact_omni", "worm_high_res_omni", "cyto2_omni")
+_C1_BD = ("plant_omni",)
+_C2 = ("bact_phase_cp", "bact_fluor_cp", "plant_cp", "worm_cp")
+_CP = ("cyto", "nuclei", "cyto2")  # Cellpose's models: two channels, cytoplasm then nucleus
+
+
+def _diam_mean(name: str) -> float:
+    """The CLI's rule (cellpose_omni/__main__.py): cyto 30, nuclei 17, bact and worm 0 (no rescaling), else 30."""
+    if "cyto" in name:
+        return 30.0
+    if "nuclei" in name:
+        return 17.0
+    if "bact" in name or "worm" in name:
+        return 0.0
+    return 30.0
+
+
+BUILTINS: dict[str, BuiltIn] = {
+    name: BuiltIn(
+        name,
+        nchan=2 if name in _C2_BD + _C2 + _CP else 1,
+        nclasses=3 if name in _C2_BD + _C1_BD else 2,
+        diam_mean=_diam_mean(name),
+    )
+    for name in _C1 + _C2_BD + _C1_BD + _C2 + _CP
+}
+
+
+class PretrainedError(RuntimeError):
+    """A built-in model cannot be used; the message says why and what to do."""
+
+
+def builtin(value) -> BuiltIn | None:
+    """The built-in model a ``pretrained_model`` value names, or None (null, or a path)."""
+    return BUILTINS.get(value) if isinstance(value, str) else None
+
+
+def suggestion(value: str) -> str | None:
+    """The built-in name closest to a misspelt ``value`` (case and '-' ignored), or None."""
+    cleaned = value.strip().lower().replace("-", "_")
+    if cleaned in BUILTINS:
+        return cleaned
+    match = difflib.get_close_matches(cleaned, list(BUILTINS), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def looks_like_a_name(value: str) -> bool:
+    """A value without a folder or an extension reads as a model name (``cyto2``), not as a path."""
+    return "/" not in value and "\\" not in value and not Path(value).suffix
+
+
+def unknown_model_message(value: str) -> str:
+    """Why a ``pretrained_model`` that is neither a file nor a built-in name is refused."""
+    near = suggestion(value)
+    if near is not None:
+        return (
+            f"pretrained_model '{value}' is not an Omnipose built-in model name (nor a file); did you mean"
+            f" '{near}'? (Omnipose itself would silently train from 'cyto' instead)"
+        )
+    if looks_like_a_name(value):
+        return (
+            f"pretrained_model '{value}' is not an Omnipose built-in model name (nor a file); the names are:"
+            f" {', '.join(BUILTINS)}; or give the path of a model file, or null to train from scratch"
+        )
+    return f"pretrained_model '{value}' is not a file; give the path of a model file, a built-in name, or null"
+
+
+def diam_mean(config: dict) -> float:
+    """The diam_mean training uses: the built-in's (Omnipose forces it), else ``diameter`` or 30 (the CLI's)."""
+    model = builtin(config["pretrained_model"])
+    if model is not None:
+        return model.diam_mean
+    return float(config["diameter"] or 30.0)
+
+
+def rescaling_diam_mean(config: dict) -> float:
+    """The diameter training rescales each image's objects to (Omnipose's diam_mean), 0 without rescaling."""
+    return diam_mean(config) if config["diameter"] else 0.0
+
+
+def settings_problems(config: dict) -> list[str]:
+    """What in the config contradicts the built-in model it starts from, each with its fix."""
+    model = builtin(config["pretrained_model"])
+    if model is None:
+        return []
+    name, msgs = model.name, []
+    if config["dim"] != 2:
+        msgs.append(f"{name} is a 2D model (dim: 2) but dim is {config['dim']}: fine-tune a 2D model in 2D")
+    if config["nchan"] != model.nchan:
+        if name in _CP:
+            fix = "set nchan: 2 and chan: 2, chan2: 1 (cytoplasm in green, nuclei in red) as in the Omnipose docs"
+            if name == "nuclei":
+                fix = "set nchan: 2 with chan: the nuclear channel and chan2: 0 (an empty second channel)"
+        elif model.nchan == 2:
+            fix = "set nchan: 2 (with chan2: 0 a one-channel image gets an empty second channel, as Omnipose does)"
+        else:
+            fix = f"set nchan: {model.nchan}"
+        msgs.append(f"{name} needs nchan: {model.nchan} but nchan is {config['nchan']}: {fix}")
+    if config["nclasses"] != model.nclasses:
+        kind = "with" if model.nclasses == 3 else "without"
+        msgs.append(
+            f"{name} was trained {kind} the boundary field: it needs nclasses: {model.nclasses} but nclasses is"
+            f" {config['nclasses']}; set nclasses: {model.nclasses}"
+        )
+    if config["diameter"] and not model.rescaled:
+        msgs.append(
+            f"{name} was trained without rescaling by diameter (Omnipose's diam_mean is 0 for bacteria and worm"
+            f" models) but diameter is {config['diameter']}: set diameter: 0"
+        )
+    return msgs
+
+
+def model_url(model: BuiltIn, omnipose_url: str) -> str:
+    """The file's URL below Omnipose's (cellpose_omni.models._MODEL_URL), or below the mirror's
+    (:data:`MIRROR_VARIABLE`) when that is set."""
+    base = os.environ.get(MIRROR_VARIABLE) or omnipose_url
+    return f"{base.rstrip('/')}/{model.file_name}"
+
+
+def fetch(
+    model: BuiltIn,
+    url: str,
+    folder: str | Path,
+    download: Callable[[str, str], None],
+    readable: Callable[[Path], bool],
+) -> tuple[Path, bool]:
+    """The built-in's file in Omnipose's model folder: reused when there and readable, else downloaded with
+    ``download(url, path)`` (Omnipose's, which writes a temporary file and moves it in place).
+
+    Returns (path, whether it was downloaded). Offline, raises :class:`PretrainedError` naming the URL and
+    the exact path where the file can be put by hand."""
+    folder = Path(folder).expanduser()
+    path = folder / model.file_name
+    if path.is_file() and readable(path):
+        return path, False
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        download(url, str(path))
+    except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:  # not a full disk: that is no network error
+        raise PretrainedError(
+            f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
+            f" download that file elsewhere and put it at {path} (Omnipose's model folder:"
+            f" CELLPOSE_LOCAL_MODELS_PATH, or ~/.cellpose/models when unset), then run again."
+            " Training did not start."
+        ) from None
+    if not readable(path):
+        path.unlink()
+        raise PretrainedError(
+            f"{url} did not give an Omnipose model file (it cannot be read as a state_dict); it was removed"
+            f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training did not start."
+        )
+    return path, True
+
+
+def copy_atomic(source: str | Path, target: str | Path) -> None:
+    """Copy a file so that ``target`` is either absent or complete (a kill leaves only a temporary file)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, tmp)
+    os.replace(tmp.name, target)

@@ -1,0 +1,52 @@
+"""Rule download_pretrained: one of Omnipose's built-in models, fetched (or found) in Omnipose's model folder,
+checked against the config and copied into its step's folder with its sha256."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
+
+from omnitrain.hashing import sha256
+from omnitrain.manifest import write_json
+from omnitrain.pretrained import PretrainedError, builtin, copy_atomic, fetch, model_url
+from omnitrain.runlog import get_logger, route_omnipose, run_step
+from omnitrain.training import TrainingError, check_pretrained, loadable
+
+
+def main(sm) -> None:
+    from cellpose_omni import models, utils
+
+    log = get_logger(sm.log[0])
+    route_omnipose(sm.log[0])
+    cfg = sm.params.settings
+    model = builtin(cfg["pretrained_model"])
+    url = model_url(model, models._MODEL_URL)
+    try:
+        path, downloaded = fetch(
+            model,
+            url,
+            models.MODEL_DIR,  # Omnipose's: CELLPOSE_LOCAL_MODELS_PATH, or ~/.cellpose/models
+            download=lambda u, dst: utils.download_url_to_file(u, dst, progress=False),
+            readable=loadable,
+        )
+        log.info(f"{'downloaded' if downloaded else 'found (not downloaded)'} {model.name}: {path}")
+        found = check_pretrained(path, cfg["nchan"], cfg["nclasses"], cfg["dim"])
+    except (PretrainedError, TrainingError) as exc:
+        log.info(str(exc))
+        sys.stderr.write(f"\n{exc}\n")
+        sys.exit(1)
+    copy_atomic(path, sm.output.weights)  # the run's own copy: the cluster's GPU nodes read it from results/
+    record = {
+        "name": model.name,
+        "url": url,
+        "omnipose_file": str(path),
+        "downloaded": downloaded,
+        "sha256": sha256(sm.output.weights),
+        **found,
+        "diam_mean": model.diam_mean,
+    }
+    write_json(sm.output.record, record)
+    log.info(f"{model.name}: sha256 {record['sha256']}; nchan {found['nchan']}, nclasses {found['nclasses']}")
+
+
+run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)
