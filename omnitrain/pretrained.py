@@ -48,14 +48,17 @@ class BuiltIn:
 
 
 _C1 = ("bact_phase_affinity",)  # nchan and nclasses as configured in Omnipose: 1 and 2 by default
-_C2_BD = ("bact_phase_omni", "bact_fluor_omni", "worm_omni", "worm_bact_omni", "worm_high_res_omni", "cyto2_omni")
+_C2_BD = (
+    "bact_phase_omni", "bact_fluor_omni", "worm_omni", "worm_bact_omni", "worm_high_res_omni", "cyto2_omni",
+)  # fmt: skip
 _C1_BD = ("plant_omni",)
 _C2 = ("bact_phase_cp", "bact_fluor_cp", "plant_cp", "worm_cp")
 _CP = ("cyto", "nuclei", "cyto2")  # Cellpose's models: two channels, cytoplasm then nucleus
 
 
 def _diam_mean(name: str) -> float:
-    """The CLI's rule (cellpose_omni/__main__.py): cyto 30, nuclei 17, bact and worm 0 (no rescaling), else 30."""
+    """The CLI's rule (cellpose_omni/__main__.py): cyto 30, nuclei 17, bact and worm 0 (trained without
+    rescaling), else 30."""
     if "cyto" in name:
         return 30.0
     if "nuclei" in name:
@@ -112,11 +115,11 @@ def unknown_model_message(value: str) -> str:
             f"pretrained_model '{value}' is not an Omnipose built-in model name (nor a file); the names are:"
             f" {', '.join(BUILTINS)}; or give the path of a model file, or null to train from scratch"
         )
-    return f"pretrained_model '{value}' is not a file; give the path of a model file, a built-in name, or null"
+    return f"pretrained_model '{value}' is not a file; give the path of a model file, a built-in name or null"
 
 
 def diam_mean(config: dict) -> float:
-    """The diam_mean training uses: the built-in's (Omnipose forces it), else ``diameter`` or 30 (the CLI's)."""
+    """The diam_mean training uses: the built-in's (Omnipose forces it), else ``diameter`` or 30 (CLI)."""
     model = builtin(config["pretrained_model"])
     if model is not None:
         return model.diam_mean
@@ -138,24 +141,26 @@ def settings_problems(config: dict) -> list[str]:
         msgs.append(f"{name} is a 2D model (dim: 2) but dim is {config['dim']}: fine-tune a 2D model in 2D")
     if config["nchan"] != model.nchan:
         if name in _CP:
-            fix = "set nchan: 2 and chan: 2, chan2: 1 (cytoplasm in green, nuclei in red) as in the Omnipose docs"
+            fix = "set nchan: 2 and chan: 2, chan2: 1 (cytoplasm green, nuclei red) as in the Omnipose docs"
             if name == "nuclei":
                 fix = "set nchan: 2 with chan: the nuclear channel and chan2: 0 (an empty second channel)"
         elif model.nchan == 2:
-            fix = "set nchan: 2 (with chan2: 0 a one-channel image gets an empty second channel, as Omnipose does)"
+            fix = (
+                "set nchan: 2 (chan2: 0 gives a one-channel image an empty second channel, as Omnipose does)"
+            )
         else:
             fix = f"set nchan: {model.nchan}"
         msgs.append(f"{name} needs nchan: {model.nchan} but nchan is {config['nchan']}: {fix}")
     if config["nclasses"] != model.nclasses:
         kind = "with" if model.nclasses == 3 else "without"
         msgs.append(
-            f"{name} was trained {kind} the boundary field: it needs nclasses: {model.nclasses} but nclasses is"
-            f" {config['nclasses']}; set nclasses: {model.nclasses}"
+            f"{name} was trained {kind} the boundary field: it needs nclasses: {model.nclasses} but nclasses"
+            f" is {config['nclasses']}; set nclasses: {model.nclasses}"
         )
     if config["diameter"] and not model.rescaled:
         msgs.append(
-            f"{name} was trained without rescaling by diameter (Omnipose's diam_mean is 0 for bacteria and worm"
-            f" models) but diameter is {config['diameter']}: set diameter: 0"
+            f"{name} was trained without rescaling by diameter (Omnipose's diam_mean is 0 for bacteria and"
+            f" worm models) but diameter is {config['diameter']}: set diameter: 0"
         )
     return msgs
 
@@ -186,7 +191,7 @@ def fetch(
     folder.mkdir(parents=True, exist_ok=True)
     try:
         download(url, str(path))
-    except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:  # not a full disk: that is no network error
+    except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:  # a full disk is not caught here
         raise PretrainedError(
             f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
             f" download that file elsewhere and put it at {path} (Omnipose's model folder:"
@@ -197,7 +202,8 @@ def fetch(
         path.unlink()
         raise PretrainedError(
             f"{url} did not give an Omnipose model file (it cannot be read as a state_dict); it was removed"
-            f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training did not start."
+            f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training did not"
+            " start."
         )
     return path, True
 
@@ -206,7 +212,9 @@ def copy_atomic(source: str | Path, target: str | Path) -> None:
     """Copy a file so that ``target`` is either absent or complete (a kill leaves only a temporary file)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-        with open(source, "rb") as src:
-            shutil.copyfileobj(src, tmp)
+    with (
+        tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp,
+        open(source, "rb") as src,
+    ):
+        shutil.copyfileobj(src, tmp)
     os.replace(tmp.name, target)

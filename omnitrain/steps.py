@@ -228,7 +228,13 @@ STEPS: tuple[Step, ...] = (
         (Rule("fit_size_model", "fit_size_model.py", "omnipose", benchmark=True),),
         folder="size_models/{size_model}",
         settings=(
-            "size_model", "diameter", "pretrained_model", "batch_size", "use_gpu", "pipeline.seed", "monitor.select",
+            "size_model",
+            "diameter",
+            "pretrained_model",
+            "batch_size",
+            "use_gpu",
+            "pipeline.seed",
+            "monitor.select",
         ),  # fmt: skip
         reads=("model", "trainset", "heldout"),
         enabled=train_size,

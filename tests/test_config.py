@@ -90,7 +90,7 @@ def test_all_unknown_keys_are_listed_at_once(base):
         ({"img_filter": "_img.tif"}, ["extension '.tif'", "use '_img'"]),
         ({"mask_filter": "_masks.png"}, ["extension '.png'", "use '_masks'"]),
         ({"mask_filter": "_x", "img_filter": "_x"}, ["cannot be told apart"]),
-        ({"pretrained_model": "bact_phase_omi"}, ["not an Omnipose built-in", "did you mean 'bact_phase_omni'"]),
+        ({"pretrained_model": "bact_phase_omi"}, ["not an Omnipose built-in", "mean 'bact_phase_omni'"]),
         ({"pretrained_model": "cytoplasm_model"}, ["not an Omnipose built-in", "cyto2_omni"]),
         ({"pretrained_model": "cyto"}, ["cyto needs nchan: 2 but nchan is 1", "chan: 2, chan2: 1"]),
         (

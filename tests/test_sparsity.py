@@ -119,7 +119,8 @@ def test_empty_tiles_kept_on_purpose_cannot_make_omnipose_give_up():
     from omnitrain.training import model_kwargs
 
     core = pytest.importorskip("omnipose.core")
-    config = {"pretrained_model": None, "diameter": 0, "nchan": 1, "nclasses": 2, "dim": 2, "tiling": {"keep_empty": True}}
+    config = {"diameter": 0, "nchan": 1, "nclasses": 2, "dim": 2, "tiling": {"keep_empty": True}}
+    config["pretrained_model"] = None
     assert model_kwargs(config, False, None)["allow_blank_masks"] is True
     assert (
         model_kwargs({**config, "tiling": {"keep_empty": False}}, False, None)["allow_blank_masks"] is False

@@ -161,11 +161,16 @@ CONFIG_CASES = {
     "non_square_tyx": config_case("dir: data\ntyx: [96, 128]\n", "tyx", "square"),
     "dataloader_without_workers": config_case("dir: data\ndataloader: true\n", "num_workers", "num_workers"),
     "missing_dir": config_case("dir: nowhere\n", "nowhere", "is not a folder"),
-    "nchan_against_channels": config_case("dir: data\nnchan: 2\n", "nchan", "chan2"),
+    "nchan_against_channels": config_case("dir: data\nnchan: 3\n", "nchan", "set nchan: 1"),
     "filter_with_extension": config_case(
         "dir: data\nmask_filter: _masks.tif\n", "mask_filter", "use '_masks'"
     ),
-    "builtin_model": config_case("dir: data\npretrained_model: cyto\n", "cyto", "path"),
+    "builtin_model_settings": config_case(
+        "dir: data\npretrained_model: cyto\n", "cyto needs nchan: 2", "chan2: 1"
+    ),
+    "misspelt_builtin_model": config_case(
+        "dir: data\npretrained_model: bact_phase_omi\n", "bact_phase_omi", "did you mean 'bact_phase_omni'"
+    ),
 }
 CORPUS = {c.__name__[5:]: input_case(c) for c in CASES} | CONFIG_CASES
 

@@ -1,6 +1,7 @@
 """Rule download_pretrained: one of Omnipose's built-in models, fetched (or found) in Omnipose's model folder,
 checked against the config and copied into its step's folder with its sha256."""
 
+import socket
 import sys
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def main(sm) -> None:
     cfg = sm.params.settings
     model = builtin(cfg["pretrained_model"])
     url = model_url(model, models._MODEL_URL)
+    socket.setdefaulttimeout(120)  # Omnipose's urlopen has none: a stalled connection would hang the run
     try:
         path, downloaded = fetch(
             model,

@@ -35,8 +35,8 @@ from omnitrain.training import (
     model_kwargs,
     resolve_device,
     seed_everything,
-    starting_model,
     sparse_failure,
+    starting_model,
     train_kwargs,
 )
 
@@ -103,7 +103,7 @@ def main(sm) -> None:
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
     if fix_boundary_loss(model):
-        log.info("nclasses 3: the boundary term of the loss is computed on logits (Omnipose 1.1.4 crashes otherwise)")
+        log.info("nclasses 3: the loss's boundary term is taken on logits (Omnipose 1.1.4 crashes otherwise)")
     save_path = str(save_path_of(model_path))
     netstr = Path(model_path).name
     kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
