@@ -133,7 +133,11 @@ class Run:
         # The user's image file of each training source (named in messages about the images made from it).
         self.train_image_files = {s: SOURCE_FILES[s]["image"]["path"] for s in self.train}
         # A model file to start from (a built-in model is its own step's output instead)
-        self.pretrained = [cfg["pretrained_model"]] if cfg["pretrained_model"] and not builtin(cfg["pretrained_model"]) else []
+        self.pretrained = (
+            [cfg["pretrained_model"]]
+            if cfg["pretrained_model"] and not builtin(cfg["pretrained_model"])
+            else []
+        )
         images = lambda sids: {s: {"files": SOURCE_FILES[s], "name": self.sources[s]["name"]} for s in sids}
         # What the steps' "data" names: the user's files each step reads (a source's fold only with folds).
         self.data = {

@@ -1,6 +1,7 @@
 # Training with the real Omnipose, the built-in model it may start from, and the size model (only when
 # train_size is on).
 
+
 # The download runs where snakemake runs (the login or submit host): GPU nodes often have no internet.
 localrules:
     download_pretrained,
