@@ -1,7 +1,8 @@
 """Omnipose's built-in models as a start for training: names, what each implies, and their download.
 
-Omnipose 1.1.4 turns a name it does not know, or a path that does not exist, silently into ``cyto``,
-and forces nchan, nclasses and diam_mean from the name whatever the user set. The pipeline instead
+Omnipose 1.1.4 does not check a name: its evaluation falls back to ``cyto`` for a name or path it does not
+know, its training stops with a TypeError; and it sets nchan and nclasses from the name whatever the user
+configured (the CLI also chooses diam_mean by name). The pipeline instead
 refuses a misspelt name (with a suggestion) and checks the config against what the name implies
 (:func:`settings_problems`) before anything runs, and the downloaded file's architecture against the
 config (:func:`omnitrain.training.check_pretrained`) before training.
@@ -17,12 +18,11 @@ from __future__ import annotations
 import difflib
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
-from urllib.error import URLError
+from urllib.error import HTTPError, URLError
 
 #: A mirror of those files (e.g. on an intranet) replaces Omnipose's URL when this variable is set. It is
 #: not part of any version: the file's sha256, recorded in the card, is.
@@ -31,7 +31,9 @@ MIRROR_VARIABLE = "OMNITRAIN_MODEL_URL"
 
 @dataclass(frozen=True)
 class BuiltIn:
-    """What Omnipose 1.1.4 forces for a built-in name (CellposeModel.__init__ and the CLI's training)."""
+    """What a built-in name implies: nchan 2 and nclasses 3 as Omnipose 1.1.4 sets them from its name lists
+    (CellposeModel.__init__), otherwise 1 and 2 (the one-channel, no-boundary lists); diam_mean as its CLI's
+    training chooses it."""
 
     name: str
     nchan: int
@@ -104,11 +106,11 @@ def looks_like_a_name(value: str) -> bool:
 
 def unknown_model_message(value: str) -> str:
     """Why a ``pretrained_model`` that is neither a file nor a built-in name is refused."""
-    near = suggestion(value)
+    near = suggestion(value) if looks_like_a_name(value) else None
     if near is not None:
         return (
             f"pretrained_model '{value}' is not an Omnipose built-in model name (nor a file); did you mean"
-            f" '{near}'? (Omnipose itself would silently train from 'cyto' instead)"
+            f" '{near}'? (Omnipose 1.1.4 does not check: its training stops with a TypeError)"
         )
     if looks_like_a_name(value):
         return (
@@ -189,32 +191,58 @@ def fetch(
     if path.is_file() and readable(path):
         return path, False
     folder.mkdir(parents=True, exist_ok=True)
+    by_hand = (
+        f"download that file elsewhere and put it at {path} (Omnipose's model folder:"
+        " CELLPOSE_LOCAL_MODELS_PATH, or ~/.cellpose/models when unset), then run again. Training from"
+        f" {model.name} did not start."
+    )
     try:
         download(url, str(path))
+    except HTTPError as exc:  # the server answered, but not with the file
+        raise PretrainedError(
+            f"cannot download the built-in model {model.name}: {url} answered {exc.code} {exc.reason}. Check"
+            f" the URL ({MIRROR_VARIABLE} sets a mirror), or {by_hand}"
+        ) from None
     except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:  # a full disk is not caught here
         raise PretrainedError(
             f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
-            f" download that file elsewhere and put it at {path} (Omnipose's model folder:"
-            f" CELLPOSE_LOCAL_MODELS_PATH, or ~/.cellpose/models when unset), then run again."
-            " Training did not start."
+            f" {by_hand}"
         ) from None
     if not readable(path):
         path.unlink()
         raise PretrainedError(
             f"{url} did not give an Omnipose model file (it cannot be read as a state_dict); it was removed"
-            f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training did not"
-            " start."
+            f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training from"
+            f" {model.name} did not start."
         )
     return path, True
+
+
+def not_the_builtin(model: BuiltIn, path: Path, downloaded: bool, differences: list[str]) -> PretrainedError:
+    """The error for a file whose weights are not those of the built-in's network (``differences``)."""
+    what = "; ".join(differences)
+    if downloaded:
+        path.unlink(missing_ok=True)
+        return PretrainedError(
+            f"the file downloaded for {model.name} does not have the weights of Omnipose 1.1.4's {model.name}"
+            f" ({what}); it was removed. Check the URL ({MIRROR_VARIABLE} sets a mirror). Training from"
+            f" {model.name} did not start."
+        )
+    return PretrainedError(
+        f"{path} in Omnipose's model folder is not Omnipose 1.1.4's {model.name} ({what}): another program's"
+        " file of that name? (Cellpose uses the same folder and names.) Move it away, or set"
+        " CELLPOSE_LOCAL_MODELS_PATH to another folder, and run again. Training from"
+        f" {model.name} did not start."
+    )
 
 
 def copy_atomic(source: str | Path, target: str | Path) -> None:
     """Copy a file so that ``target`` is either absent or complete (a kill leaves only a temporary file)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp,
-        open(source, "rb") as src,
-    ):
-        shutil.copyfileobj(src, tmp)
-    os.replace(tmp.name, target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -4,7 +4,9 @@ The call mirrors omnipose 1.1.4's ``__main__`` (CellposeModel(...) then .train(.
 deliberate differences, each documented in config/README.md: ``min_train_masks`` is honoured (the CLI
 passes 0 unless --logits); the device is chosen by ``use_gpu: auto``; seeds are set; a pretrained
 model is checked against nchan/nclasses/dim before training (Omnipose silently trains from random
-weights on a mismatch); and the model file name has no timestamp (so Snakemake knows it).
+weights on a mismatch); a built-in's diam_mean follows its name (omnitrain/pretrained.py); with nclasses 3
+the loss's boundary term is taken on logits (:func:`fix_boundary_loss`: Omnipose 1.1.4 crashes otherwise);
+and the model file name has no timestamp (so Snakemake knows it).
 """
 
 from __future__ import annotations
@@ -92,6 +94,23 @@ def architecture(path: str | Path) -> dict[str, int]:
     out = state[OUTPUT_CONV]
     dim = out.ndim - 2
     return {"nchan": int(state[FIRST_CONV].shape[1]), "nclasses": int(out.shape[0]) - dim + 1, "dim": dim}
+
+
+def weights_differences(path: str | Path, reference: dict) -> list[str]:
+    """How a model file's weights differ from a network's state_dict ``reference``: keys missing or extra,
+    and tensors of another shape (Omnipose loads with strict=False on the CPU, which hides all three)."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, extra = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
+    shapes = sorted(
+        k for k in set(state) & set(reference) if tuple(state[k].shape) != tuple(reference[k].shape)
+    )
+    out = []
+    for label, keys in (("missing", missing), ("not in the network", extra), ("of another shape", shapes)):
+        if keys:
+            out.append(f"{len(keys)} weight(s) {label}, e.g. {keys[0]}")
+    return out
 
 
 def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> dict[str, int]:

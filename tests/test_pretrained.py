@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import http.server
+import json
 import threading
 
 import numpy as np
@@ -20,12 +22,20 @@ from omnitrain.pretrained import (
     diam_mean,
     fetch,
     model_url,
+    not_the_builtin,
     rescaling_diam_mean,
     settings_problems,
     suggestion,
     unknown_model_message,
 )
-from omnitrain.training import fix_boundary_loss, loadable, model_kwargs
+from omnitrain.training import (
+    TrainingError,
+    fix_boundary_loss,
+    loadable,
+    model_kwargs,
+    starting_model,
+    weights_differences,
+)
 
 models = pytest.importorskip("cellpose_omni.models")
 
@@ -129,8 +139,9 @@ def test_a_file_that_is_no_model_is_refused_and_removed(server, tmp_path):
     with pytest.raises(PretrainedError, match="did not give an Omnipose model file"):
         fetch(BUILTINS["nuclei"], f"{base}/nucleitorch_0", tmp_path, omnipose_download, loadable)
     assert not (tmp_path / "nucleitorch_0").exists()
-    with pytest.raises(PretrainedError, match="HTTP Error 404"):
+    with pytest.raises(PretrainedError, match="answered 404") as info:  # the server is there: not "offline"
         fetch(BUILTINS["cyto2"], f"{base}/cyto2torch_0", tmp_path, omnipose_download, loadable)
+    assert MIRROR_VARIABLE in str(info.value) and str(tmp_path / "cyto2torch_0") in str(info.value)
 
 
 def test_a_full_disk_is_not_reported_as_being_offline(tmp_path):
@@ -139,6 +150,39 @@ def test_a_full_disk_is_not_reported_as_being_offline(tmp_path):
 
     with pytest.raises(OSError, match="No space left"):
         fetch(BUILTINS["cyto"], "http://127.0.0.1:9/cytotorch_0", tmp_path, full, loadable)
+
+
+def test_a_file_of_another_network_is_named_with_the_fix(tmp_path):
+    """Cellpose keeps files of the same names in the same folder: the whole network is compared."""
+    net = models.CellposeModel(gpu=False, nchan=2, nclasses=2, dim=2, omni=True).net
+    reference = net.state_dict()
+    path = tmp_path / "cytotorch_0"
+    torch.save({**reference, "diam_mean": torch.ones(1)}, path)  # Cellpose 2's files carry diam_mean
+    differences = weights_differences(path, reference)
+    assert differences == ["1 weight(s) not in the network, e.g. diam_mean"]
+    message = str(not_the_builtin(BUILTINS["cyto"], path, False, differences))
+    assert str(path) in message and "CELLPOSE_LOCAL_MODELS_PATH" in message and path.exists(), (
+        "kept: not ours"
+    )
+    one_channel = models.CellposeModel(gpu=False, nchan=1, nclasses=2, dim=2, omni=True).net.state_dict()
+    torch.save(one_channel, path)
+    assert any("of another shape" in d for d in weights_differences(path, reference))
+    assert weights_differences(path, one_channel) == []
+    not_the_builtin(BUILTINS["cyto"], path, True, ["x"])
+    assert not path.exists(), "a wrong download is removed"
+
+
+def test_training_refuses_a_copy_whose_bytes_changed(tmp_path):
+    weights, record = tmp_path / "weights", tmp_path / "pretrained.json"
+    weights.write_bytes(b"weights")
+    sha = hashlib.sha256(b"weights").hexdigest()
+    record.write_text(json.dumps({"name": "cyto", "url": "http://x/cytotorch_0", "sha256": sha}))
+    path, origin = starting_model(config(pretrained_model="cyto"), record, weights)
+    assert path == str(weights) and origin["name"] == "cyto" and origin["sha256"] == sha
+    weights.write_bytes(b"other weights")
+    with pytest.raises(TrainingError, match="changed since cyto was downloaded"):
+        starting_model(config(pretrained_model="cyto"), record, weights)
+    assert starting_model(config(), None, None) == (None, None)
 
 
 def test_copy_is_all_or_nothing(tmp_path):

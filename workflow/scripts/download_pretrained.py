@@ -9,9 +9,9 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 from omnitrain.hashing import sha256
 from omnitrain.manifest import write_json
-from omnitrain.pretrained import PretrainedError, builtin, copy_atomic, fetch, model_url
+from omnitrain.pretrained import PretrainedError, builtin, copy_atomic, fetch, model_url, not_the_builtin
 from omnitrain.runlog import get_logger, route_omnipose, run_step
-from omnitrain.training import TrainingError, check_pretrained, loadable
+from omnitrain.training import architecture, loadable, weights_differences
 
 
 def main(sm) -> None:
@@ -32,10 +32,16 @@ def main(sm) -> None:
             readable=loadable,
         )
         log.info(f"{'downloaded' if downloaded else 'found (not downloaded)'} {model.name}: {path}")
-        found = check_pretrained(path, cfg["nchan"], cfg["nclasses"], cfg["dim"])
-    except (PretrainedError, TrainingError) as exc:
-        log.info(str(exc))
-        sys.stderr.write(f"\n{exc}\n")
+        # The whole network, not only nchan and nclasses: Cellpose keeps other files of the same names there
+        reference = models.CellposeModel(
+            gpu=False, nchan=cfg["nchan"], nclasses=cfg["nclasses"], dim=cfg["dim"]
+        )
+        differences = weights_differences(path, reference.net.state_dict())
+        if differences:
+            raise not_the_builtin(model, path, downloaded, differences)
+        found = architecture(path)
+    except PretrainedError as exc:
+        log.info(f"\n{exc}")  # (the log goes to stderr too: one message)
         sys.exit(1)
     copy_atomic(path, sm.output.weights)  # the run's own copy: the cluster's GPU nodes read it from results/
     record = {
