@@ -127,7 +127,7 @@ def test_download_with_omniposes_function_then_reuse_then_offline(server, tmp_pa
         fetch(cyto, url, tmp_path / "empty", omnipose_download, loadable)
     message = str(info.value)
     assert url in message and str(tmp_path / "empty" / "cytotorch_0") in message
-    assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "Training did not start" in message
+    assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "Training from cyto did not start" in message
     assert not (tmp_path / "empty" / "cytotorch_0").exists()
     monkeypatch.delenv(MIRROR_VARIABLE)
     assert model_url(cyto, models._MODEL_URL) == f"{models._MODEL_URL}/cytotorch_0"

@@ -171,6 +171,6 @@ def test_offline_download_names_the_url_and_path_and_trains_nothing(fine_tuned, 
     assert (
         f"{base}/cyto2torch_0" in run.stderr and str(tmp_path / "empty_models" / "cyto2torch_0") in run.stderr
     )
-    assert "Training did not start" in run.stderr and "Traceback" not in run.stderr
+    assert "Training from cyto2 did not start" in run.stderr and "Traceback" not in run.stderr
     assert sorted((work / "results/models").iterdir()) == models_before
     assert len(list((work / "results/pretrained").glob("*/pretrained.json"))) == 1, "cyto's only"
