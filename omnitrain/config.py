@@ -254,11 +254,18 @@ def cross_checks(config: dict) -> list[str]:
         off = [v for v in tyx if v % 8]
         if off:
             fixed = [-(-v // 8) * 8 for v in tyx]
+            rounded = ", ".join(f"{v} -> {-(-v // 8) * 8}" for v in dict.fromkeys(off))
             msgs.append(
-                f"tyx {tyx}: {off} not a multiple of 8; Omnipose would round it up silently,"
+                f"tyx {tyx}: {off} not a multiple of 8; Omnipose would round each up silently ({rounded}),"
                 f" so say what you get: tyx: {fixed}"
             )
 
+    if config["dim"] == 3 and config["train_size"]:
+        msgs.append(
+            "train_size: true with dim: 3: Omnipose's SizeModel is 2D only (its fit rotates and resizes 2D"
+            " images, and its eval says 'image is not 2D cannot compute diameter'); set train_size: false"
+            " (3D models segment at the scale they were trained at; the seed's 3D command sets diameter 0)"
+        )
     if config["dataloader"] and config["num_workers"] == 0:
         msgs.append("dataloader: true needs num_workers >= 1 (Omnipose raises with 0 workers)")
 
@@ -287,8 +294,9 @@ def cross_checks(config: dict) -> list[str]:
     return msgs
 
 
-def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
+def check_config(config: dict, schema_path: str | Path = SCHEMA, notes: list[str] | None = None) -> dict:
     """A checked copy of ``config`` with every default filled in; ConfigError lists all problems.
+    Settings adjusted rather than refused (packing in 3D) are said in ``notes``, when given.
 
     Unknown keys are set aside (and reported) so that the rest is still checked: one run of the
     workflow names every problem of the config.
@@ -308,7 +316,26 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA) -> dict:
         msgs += cross_checks(config)
     if msgs:
         raise ConfigError(_message(msgs), msgs)
+    note = packing_in_3d(config)
+    if note and notes is not None:
+        notes.append(note)
     return config
+
+
+def packing_in_3d(config: dict) -> str | None:
+    """Turn dense-crop packing off in 3D; returns the warning to show, or None.
+
+    Packing places 2D rectangles (rectpack has no boxes), and 3D training sets do not need it: the volumes
+    Omnipose's 3D models are trained on are tissue and cell clusters, mostly foreground (the 3D demo's
+    volumes are measured in config/README.md), and a random crop of a tile rarely misses every cell. The
+    training set of a 3D run is its tiles."""
+    if config["dim"] != 3 or not config["packing"]["enabled"]:
+        return None
+    config["packing"]["enabled"] = False
+    return (
+        "packing.enabled is ignored with dim: 3: dense-crop packing is 2D only, so the training set is the"
+        " volumes' tiles (config/README.md, 'Packing'); set packing: {enabled: false} to silence this"
+    )
 
 
 def _drop_unknown(node: dict, schema: dict) -> None:

@@ -126,6 +126,36 @@ def check_labels(lab: np.ndarray, path: Path, settings: Settings) -> tuple[dict,
     return stats, problems, values
 
 
+def _dimension_mismatch(what: str, shape: tuple[int, ...], dim: int) -> tuple[str, str]:
+    """(message, fix) for an image or label file whose number of axes does not fit ``dim``: a volume in a
+    2D run, a 2D image in a 3D run (dim is one of the things that never change after training)."""
+    axes = (
+        f"{what} have {len(shape)} axes {tuple(shape)}"
+        if what == "labels"
+        else (f"{what} has {len(shape)} axes {tuple(shape)}")
+    )
+    if dim == 2 and len(shape) == 3 and what == "labels":
+        return (
+            f"{axes}: a label volume (ZYX), but dim is 2 (2D training wants one YX label matrix per image)",
+            "to train a 3D model on volumes set dim: 3 (see config/demo3d.yaml); for 2D, save one YX label"
+            " matrix per image (a stack of 2D images is one file per plane)",
+        )
+    if dim == 3 and len(shape) <= 2 + (what == "image"):
+        layout = "YX" if len(shape) == 2 else "YX with a channel axis"
+        kind = "label matrix" if what == "labels" else what
+        return (
+            f"{axes}: a 2D {kind} ({layout}), but dim is 3 (3D training wants ZYX volumes)",
+            "save the volume itself (ZYX, one file per volume), or train 2D images in a run with dim: 2",
+        )
+    if what == "labels":
+        return f"{axes}; with dim = {dim} a label matrix has {dim}", (
+            f"save one {dim}D label matrix per image (no channel or stack axis)"
+        )
+    return f"{axes}; with dim = {dim} it must have {dim} (one channel) or {dim + 1} (several channels)", (
+        "save the image with its spatial axes and at most one channel axis"
+    )
+
+
 def _as_integer_labels(lab: np.ndarray, path: Path, dim: int) -> tuple[np.ndarray, Problem | None]:
     """The labels as integers, or the error that says why they are no label matrix."""
     if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):
@@ -137,12 +167,7 @@ def _as_integer_labels(lab: np.ndarray, path: Path, dim: int) -> tuple[np.ndarra
             " 16-bit TIFF from your annotation tool",
         )
     if lab.ndim != dim:
-        return lab, error(
-            path,
-            "label-dimensions",
-            f"labels have {lab.ndim} axes {lab.shape}; with dim = {dim} a label matrix has {dim}",
-            f"save one {dim}D label matrix per image (no channel or stack axis)",
-        )
+        return lab, error(path, "label-dimensions", *_dimension_mismatch("labels", lab.shape, dim))
     if lab.dtype == bool:
         return lab, error(
             path,
@@ -296,7 +321,12 @@ def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) ->
         return stats, problems
     axis, why = find_channel_axis(img.shape, label_shape, settings.dim, settings.channel_axis)
     if why:
-        problems.append(error(path, "image-axes", why, "save the image as YX or YX with one channel axis"))
+        if len(img.shape) not in (settings.dim, settings.dim + 1):
+            problems.append(error(path, "image-axes", *_dimension_mismatch("image", img.shape, settings.dim)))
+        else:
+            layout = "ZYX" if settings.dim == 3 else "YX"
+            fix = f"save the image as {layout} or {layout} with one channel axis"
+            problems.append(error(path, "image-axes", why, fix))
         return stats, problems
     spatial = img.shape if axis is None else tuple(np.delete(img.shape, axis))
     n_channels = 1 if axis is None else img.shape[axis]

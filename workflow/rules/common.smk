@@ -3,6 +3,8 @@ import json
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger
+
 # The library next to the workflow (omnitrain/) is importable here; the rules' scripts add the
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
@@ -36,7 +38,10 @@ from omnitrain.validation import naming_refusal
 
 try:
     check_config_files(workflow.configfiles)
-    config.update(check_config(config))
+    _notes = []
+    config.update(check_config(config, notes=_notes))
+    for _note in _notes:
+        logger.warning(f"Note: {_note}")
     # The runs: (experiment, fold) pairs, each with its own config (omnitrain/experiments.py).
     RUN_PLAN = plan_runs(config)
 except ConfigError as exc:

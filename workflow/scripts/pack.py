@@ -97,6 +97,12 @@ def packed_set(crop_folders, tiles, p, out: Path):
     return rows, images, extra
 
 
+def box_columns(box) -> dict:
+    """Where a tile lies in its source: src_y0, src_x0, src_y1, src_x1 (and src_z0, src_z1 in 3D)."""
+    axes = "zyx"[-len(box) :]
+    return {f"src_{a}{end}": box[i][end] for end in (0, 1) for i, a in enumerate(axes)}
+
+
 def tiled_set(tiles, out: Path):
     """With packing off: the kept tiles themselves. Returns (provenance rows, label images, extra)."""
     rows = []
@@ -108,17 +114,13 @@ def tiled_set(tiles, out: Path):
                 src = folder / f"{t['name']}{suffix}"
                 if suffix != "_links.txt" or src.stat().st_size:
                     shutil.copyfile(src, out / src.name)
-            (y0, y1), (x0, x1) = t["box"]
             label_map = {v: int(k) for k, v in t["label_map"].items()}
             rows.append(
                 {
                     "image": t["name"],
                     "source": t["source"],
                     "tile": t["index"],
-                    "src_y0": y0,
-                    "src_x0": x0,
-                    "src_y1": y1,
-                    "src_x1": x1,
+                    **box_columns(t["box"]),
                     "cells": t["objects"],
                     "label_map": json.dumps(label_map, sort_keys=True),
                 }

@@ -42,8 +42,13 @@ def main(sm) -> None:
     for ax in axes.ravel():
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
-        img = grey(read_array(folder / f"{name}.tif"))
-        lab = read_array(folder / f"{name}_masks.tif")
+        image, lab = read_array(folder / f"{name}.tif"), read_array(folder / f"{name}_masks.tif")
+        plane = ""
+        if lab.ndim == 3:  # a volume (dim 3): its plane with the most foreground
+            z = int(np.argmax((lab > 0).sum(axis=(1, 2))))
+            plane = f" (z {z} of {lab.shape[0]})"
+            image, lab = image[..., z, :, :], lab[z]
+        img = grey(image)
         rgb = np.repeat(img[..., None], 3, axis=2)
         owner = np.zeros(int(lab.max()) + 1, dtype=object)
         for r in prov[prov["image"] == name].itertuples():
@@ -54,7 +59,8 @@ def main(sm) -> None:
             if value and owner[value]:
                 rgb[edges & (lab == value)] = colour[owner[value]]
         ax.imshow(rgb, interpolation="nearest")
-        ax.set_title(f"{name}  {lab.shape[0]}x{lab.shape[1]}, {len(np.unique(lab)) - 1} cells", fontsize=9)
+        size = f"{lab.shape[0]}x{lab.shape[1]}"
+        ax.set_title(f"{name}{plane}  {size}, {len(np.unique(lab)) - 1} cells", fontsize=9)
     handles = [plt.Line2D([], [], color=colour[s], lw=3, label=s) for s in sources]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(sources), 4), fontsize=8, frameon=False)
     fig.subplots_adjust(bottom=0.06 + 0.03 * (-(-len(sources) // 4)))
