@@ -58,6 +58,21 @@ def test_net_type_and_architecture_match_omnipose(tmp_path, nchan, nclasses):
     assert architecture(path) == {"nchan": nchan, "nclasses": nclasses, "dim": 2}
 
 
+def test_3d_architecture_and_a_2d_model_refused_for_a_3d_run(tmp_path):
+    three = tmp_path / "three_d"
+    model = models.CellposeModel(**model_kwargs(config(dim=3), False, None))
+    assert model.net_type == net_type(1, 2, 3)
+    model.net.save_model(str(three))
+    assert architecture(three) == {"nchan": 1, "nclasses": 2, "dim": 3}
+    flat = tmp_path / "two_d"
+    models.CellposeModel(**model_kwargs(config(), False, None)).net.save_model(str(flat))
+    with pytest.raises(TrainingError) as info:
+        check_pretrained(flat, nchan=1, nclasses=2, dim=3)
+    assert "dim = 2 in the model but dim: 3 in the config" in str(info.value)
+    with pytest.raises(TrainingError, match="dim = 3 in the model but dim: 2 in the config"):
+        check_pretrained(three, nchan=1, nclasses=2, dim=2)
+
+
 def test_wrong_pretrained_model_is_refused_with_both_values(tmp_path):
     path = tmp_path / "two_channels"
     models.CellposeModel(**model_kwargs(config(nchan=2), False, None)).net.save_model(str(path))
