@@ -16,6 +16,11 @@ SUMMARY = ["iou_threshold", "images", "tp", "fp", "fn", "ap", "precision", "reca
 
 #: Overlay colours (RGB, 0-1): matched prediction, false positive, missed true object.
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (0.1, 0.85, 0.2), (1.0, 0.15, 0.1), (1.0, 0.85, 0.0)
+#: Where a volume's overlay cuts it: at a quarter, half and three quarters of the z range its objects
+#: occupy, so the planes go through cells even in a stack with empty planes above and below them.
+VOLUME_PLANES = (0.25, 0.5, 0.75)
+#: White columns between the planes of a volume's overlay, so that one plane's edge is not read as the next's.
+PLANE_GAP = 4
 
 
 def score(
@@ -88,24 +93,84 @@ def matched_pairs(true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) ->
     return {int(t_ids[t - 1]) for t in used_t}, {int(p_ids[p - 1]) for p in used_p}
 
 
-def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """RGB picture: the image in grey; outlines of matched predictions green, false positives red,
-    missed true objects yellow."""
-    img = image.astype(np.float64)
-    if img.ndim == 3:
-        img = img[0] if img.shape[0] <= 4 else img.mean(axis=-1)
+def _grey(img: np.ndarray) -> np.ndarray:
+    """Intensities stretched from their 1st to 99th percentile onto 0-0.8: below white, so that the
+    outlines and the white gaps between a volume's planes stand out."""
     lo, hi = np.percentile(img, [1, 99])
-    grey = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.8
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    if true.shape != pred.shape:
-        return rgb
-    good_t, good_p = matched_pairs(true, pred, threshold)
+    return np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.8
+
+
+def _draw_outlines(rgb: np.ndarray, true: np.ndarray, pred: np.ndarray, good_t: set, good_p: set) -> None:
+    """Colours, in place, one plane's outlines by their objects' match (raw labels in good_t, good_p)."""
     missed = find_boundaries(np.where(np.isin(true, list(good_t)), 0, true), mode="inner")
     pred_edges = find_boundaries(pred, mode="inner")
     matched = pred_edges & np.isin(pred, list(good_p))
     rgb[missed] = FN_COLOUR
     rgb[pred_edges & ~matched] = FP_COLOUR
     rgb[matched] = TP_COLOUR
+
+
+def volume_planes(true: np.ndarray, pred: np.ndarray | None = None) -> list[int]:
+    """The z indices a volume's overlay shows: VOLUME_PLANES of the z range holding true or predicted
+    objects (the whole depth when there is none), in order, without repeats (a thin stack gives fewer)."""
+    occupied = (true > 0).any(axis=(1, 2))
+    if pred is not None and pred.shape == true.shape:
+        occupied |= (pred > 0).any(axis=(1, 2))  # a false positive outside the true objects' range counts
+    z = np.flatnonzero(occupied)
+    lo, hi = (int(z[0]), int(z[-1])) if len(z) else (0, true.shape[0] - 1)
+    return sorted({lo + round(f * (hi - lo)) for f in VOLUME_PLANES})
+
+
+def _volume_grey(image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The grey volume (Z, Y, X) of a held-out image: its first channel when it has several, as in 2D.
+
+    The held-out sets hold channels first (nchan, Z, Y, X), as predict_heldout hands them to Omnipose
+    (channel_axis 0); a channel-last volume is averaged over its channels, like an RGB picture in 2D.
+    """
+    img = image.astype(np.float64)
+    if img.shape == shape:
+        return img
+    if img.ndim == 4 and img.shape[1:] == shape:
+        return img[0]
+    if img.ndim == 4 and img.shape[:-1] == shape:
+        return img.mean(axis=-1)
+    raise ValueError(f"image of shape {image.shape} does not fit labels of shape {shape} (Z, Y, X)")
+
+
+def _volume_overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: float) -> np.ndarray:
+    """The planes of ``volume_planes`` side by side, PLANE_GAP apart, coloured by the 3D match."""
+    grey = _grey(_volume_grey(image, true.shape))  # one contrast for the whole volume: planes compare
+    same_shape = true.shape == pred.shape
+    good_t, good_p = matched_pairs(true, pred, threshold) if same_shape else (set(), set())
+    gap = np.ones((true.shape[1], PLANE_GAP, 3))
+    tiles = []
+    for z in volume_planes(true, pred):
+        rgb = np.repeat(grey[z][..., None], 3, axis=2)
+        if same_shape:  # as in 2D, a prediction of another shape is not drawn (it is scored as all missed)
+            _draw_outlines(rgb, true[z], pred[z], good_t, good_p)
+        tiles += [gap, rgb] if tiles else [rgb]
+    return np.concatenate(tiles, axis=1)
+
+
+def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """RGB picture: the image in grey; outlines of matched predictions green, false positives red,
+    missed true objects yellow.
+
+    Labels of a volume (Z, Y, X; the image Z, Y, X or with a channel axis) give the planes of
+    ``volume_planes`` side by side, PLANE_GAP white columns apart: (Y, n X + (n - 1) PLANE_GAP, 3). An
+    object's colour is its 3D match (IoU of the whole object, as scored), the same on every plane it
+    crosses; the outlines are those of its cross-section in each plane.
+    """
+    if true.ndim == 3:  # 2D labels are always Y, X: three axes can only be a volume
+        return _volume_overlay(image, true, pred, threshold)
+    img = image.astype(np.float64)
+    if img.ndim == 3:
+        img = img[0] if img.shape[0] <= 4 else img.mean(axis=-1)
+    rgb = np.repeat(_grey(img)[..., None], 3, axis=2)
+    if true.shape != pred.shape:
+        return rgb
+    good_t, good_p = matched_pairs(true, pred, threshold)
+    _draw_outlines(rgb, true, pred, good_t, good_p)
     return rgb
 
 

@@ -135,9 +135,10 @@ def test_summary_pools_counts_and_overlay_colours():
     assert (rgb == np.array([1.0, 0.15, 0.1])).all(axis=-1).any(), "false positives drawn in red"
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (1, 7), (3, 1)])
+@pytest.mark.parametrize("shape", [(64, 64), (37, 53), (1, 7), (3, 1), (5, 7, 9), (2, 3, 1)])
 def test_overlaps_are_the_same_for_every_label_dtype_and_odd_sizes(shape):
-    """The pixel pass reads 64-bit words of 1, 2 or 4 labels and finishes odd sizes pixel by pixel."""
+    """The pixel pass reads 64-bit words of 1, 2 or 4 labels and finishes odd sizes pixel by pixel; a volume
+    is one flat run of voxels like an image (the last two shapes are Z, Y, X)."""
     rng = np.random.default_rng(sum(shape))
     true = rng.integers(0, 6, shape) * (rng.random(shape) < 0.7)
     pred = np.roll(true, 1, axis=-1) * (rng.random(shape) < 0.9)
@@ -160,3 +161,96 @@ def test_overlaps_refuse_what_they_cannot_count():
         metrics.overlaps(a, np.zeros((4, 5), np.uint16))
     with pytest.raises(ValueError, match="renumber"):
         metrics.overlaps(a.astype(np.uint64), np.full((4, 4), 2**63, np.uint64))
+
+
+# Volumes (dim: 3, labels Z, Y, X): an object is matched by the IoU of its voxels, as in Omnipose.
+
+
+def volume(seed: int, shape=(24, 48, 48)) -> np.ndarray:
+    """Ellipsoids and boxes at random places; later ones cut into earlier ones (contacts, odd shapes)."""
+    rng = np.random.default_rng(seed)
+    lab = np.zeros(shape, np.int32)
+    zz, yy, xx = np.indices(shape)
+    for i in range(1, int(rng.integers(6, 14))):
+        c = rng.integers((4, 7, 7), (shape[0] - 4, shape[1] - 7, shape[2] - 7))
+        r = rng.integers((3, 4, 4), (7, 10, 10))
+        if rng.random() < 0.5:
+            inside = ((zz - c[0]) / r[0]) ** 2 + ((yy - c[1]) / r[1]) ** 2 + ((xx - c[2]) / r[2]) ** 2 <= 1
+        else:
+            inside = (abs(zz - c[0]) < r[0]) & (abs(yy - c[1]) < r[1]) & (abs(xx - c[2]) < r[2])
+        lab[inside] = i
+    return lab
+
+
+def perturb_volume(lab: np.ndarray, seed: int) -> np.ndarray:
+    """A plausible 3D prediction: each object moved by up to a voxel per axis (some eroded or dilated),
+    one missed, two merged, one split across z, one false object added."""
+    rng = np.random.default_rng(seed)
+    pred = np.zeros(lab.shape, np.int64)
+    for i in np.unique(lab[lab > 0]):  # moved one by one, so IoUs spread over the thresholds
+        obj = np.roll(lab == i, tuple(int(v) for v in rng.integers(-1, 2, 3)), axis=(0, 1, 2))
+        if rng.random() < 0.3:
+            obj = ndi.binary_erosion(obj) if rng.random() < 0.5 else ndi.binary_dilation(obj)
+        pred[obj] = i
+    ids = np.unique(pred[pred > 0])
+    rng.shuffle(ids)
+    pred[pred == ids[0]] = 0
+    pred[pred == ids[1]] = ids[2]
+    planes = np.flatnonzero((pred == ids[3]).any(axis=(1, 2)))
+    below = np.arange(lab.shape[0])[:, None, None] >= planes[len(planes) // 2]
+    pred[(pred == ids[3]) & below] = pred.max() + 1
+    corner = pred[1:4, 2:8, 40:46]
+    corner[corner == 0] = pred.max() + 7
+    return metrics.sequential(pred)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_volumes_match_omnipose(seed):
+    true = volume(seed)
+    pred = perturb_volume(metrics.sequential(true), seed)
+    assert_same_as_omnipose(true, pred)
+    rows = metrics.match(true, pred)
+    assert rows[0]["tp"] > rows[-1]["tp"], "the volumes should test more than one outcome"
+
+
+def edited_volume() -> tuple[np.ndarray, np.ndarray]:
+    """Seven true boxes in a 24 x 48 x 48 volume and a prediction with one known edit to each."""
+    true = np.zeros((24, 48, 48), np.int32)
+    pred = np.zeros_like(true)
+    true[2:8, 2:12, 2:12] = pred[2:8, 2:12, 2:12] = 1  # exact: IoU 1
+    true[2:10, 2:12, 20:30] = 2
+    pred[3:11, 2:12, 20:30] = 2  # one plane deeper: IoU 7/9
+    true[2:10, 20:30, 2:12] = 3
+    pred[2:6, 20:30, 2:12], pred[6:10, 20:30, 2:12] = 3, 4  # split in z: two halves of IoU exactly 0.5
+    true[12:20, 20:30, 20:27], true[12:20, 20:30, 27:31] = 4, 5
+    pred[12:20, 20:30, 20:31] = 5  # merged: IoU 7/11 with 4, 4/11 with 5
+    true[14:20, 2:12, 2:12] = 6  # missed
+    pred[14:20, 36:44, 36:44] = 6  # false positive
+    true[0:4, 36:46, 2:12] = 7
+    pred[2:6, 36:46, 2:12] = 7  # identical on the planes both cross, but 3D IoU 2/6: no match
+    return true, pred
+
+
+def test_edited_volume_scores_by_3d_iou():
+    true, pred = edited_volume()
+    assert_same_as_omnipose(true, pred)
+    tp = {r["iou_threshold"]: r["tp"] for r in metrics.match(true, pred)}
+    # 0.5: exact, deeper, one half (the tie), the larger merged part; 0.55: not the halves; 0.65: not the
+    # merged part (7/11 = 0.64); 0.8: not the deeper one (7/9 = 0.78).
+    assert (tp[0.5], tp[0.55], tp[0.6], tp[0.65], tp[0.75], tp[0.8], tp[0.95]) == (4, 3, 3, 2, 2, 1, 1)
+    rows, scalars = metrics.score_image(true, pred)
+    assert (scalars["n_true"], scalars["n_pred"], rows[0]["fp"], rows[0]["fn"]) == (7, 7, 3, 3)
+    matched_iou = 1 + 7 / 9 + 0.5 + 7 / 11
+    assert scalars["pq"] == pytest.approx(matched_iou / (4 + 3 / 2 + 3 / 2))
+    assert scalars["aji"] == pytest.approx(cm.aggregated_jaccard_index([true], [pred])[0], abs=1e-12)
+    good_t, good_p = matched_pairs(true, pred)
+    assert good_t == {1, 2, 3, 4} and len(good_p) == 4 and {1, 2, 5} <= good_p and 7 not in good_p
+
+
+def test_volumes_are_pooled_and_a_shape_mismatch_is_all_missed():
+    true, pred = edited_volume()
+    per_threshold, per_image, summary, overall = score([("v1", true, pred), ("v2", true, true.copy())])
+    assert summary.iloc[0]["tp"] == 4 + 7 and summary.iloc[0]["fp"] == 3 and overall["true_objects"] == 14
+    assert per_image.set_index("image").loc["v2", "mean_ap"] == 1.0
+    rows, scalars = metrics.score_image(true, pred[:, :, :47])
+    assert "shape mismatch" in scalars["note"] and (rows[0]["tp"], rows[0]["fn"], rows[0]["fp"]) == (0, 7, 7)

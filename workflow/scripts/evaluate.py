@@ -12,7 +12,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from omnitrain.discovery import discover
-from omnitrain.evaluation import FN_COLOUR, FP_COLOUR, TP_COLOUR, overlay, score
+from omnitrain.evaluation import (
+    FN_COLOUR,
+    FP_COLOUR,
+    PLANE_GAP,
+    TP_COLOUR,
+    VOLUME_PLANES,
+    overlay,
+    score,
+    volume_planes,
+)
 from omnitrain.imageio import read_array
 from omnitrain.manifest import write_json
 from omnitrain.runlog import get_logger, run_step
@@ -39,24 +48,47 @@ def ap_curve(summary, per_threshold, path) -> None:
 
 
 def montage(panels, path) -> None:
+    """Panels (title, overlay, z planes or None) in a grid: three 2D images a row, or one volume a row (its
+    planes side by side, each named by its z in its corner)."""
+    volumes = any(planes is not None for _, _, planes in panels)
     n = max(len(panels), 1)
-    cols = min(3, n)
+    cols = 1 if volumes else min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 4.5 * rows + 0.6), squeeze=False)
+    if volumes:  # each plane about as wide as a 2D panel; rows as tall as their images, titles between
+        width = 4.5 * len(VOLUME_PLANES)
+        image_height = max(rgb.shape[0] / rgb.shape[1] for _, rgb, _ in panels) * width * 0.98
+        top, bottom, between = 0.55, 0.45, 0.8  # inches: the first title, the legend, a title and a gap
+        height = rows * image_height + (rows - 1) * between + top + bottom
+        figsize = (width, height)
+    else:
+        figsize = (4.5 * cols, 4.5 * rows + 0.6)
+    fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (title, rgb) in zip(axes.ravel(), panels, strict=False):
+    z_box = {"facecolor": "black", "alpha": 0.6, "lw": 0, "pad": 1.5}  # a plane's z, readable on any image
+    for ax, (title, rgb, planes) in zip(axes.ravel(), panels, strict=False):
         ax.imshow(rgb, interpolation="nearest")
         ax.set_title(title, fontsize=9)
+        if planes is not None:
+            plane_width = (rgb.shape[1] - PLANE_GAP * (len(planes) - 1)) / len(planes)
+            for i, z in enumerate(planes):
+                x = i * (plane_width + PLANE_GAP)
+                ax.text(x + 1, 1, f"z {z}", color="white", fontsize=8, ha="left", va="top", bbox=z_box)
     if not panels:
         axes[0, 0].text(0.5, 0.5, "no held-out image", ha="center", va="center")
+    matched = "matched (3D IoU >= 0.5)" if volumes else "matched (IoU >= 0.5)"
     handles = [
-        plt.Line2D([], [], color=TP_COLOUR, lw=3, label="matched (IoU >= 0.5)"),
+        plt.Line2D([], [], color=TP_COLOUR, lw=3, label=matched),
         plt.Line2D([], [], color=FP_COLOUR, lw=3, label="false positive"),
         plt.Line2D([], [], color=FN_COLOUR, lw=3, label="missed"),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=8)
-    fig.subplots_adjust(bottom=0.08 if rows == 1 else 0.04)
+    if volumes:
+        fig.subplots_adjust(
+            left=0.01, right=0.99, top=1 - top / height, bottom=bottom / height, hspace=between / image_height
+        )
+    else:
+        fig.subplots_adjust(bottom=0.08 if rows == 1 else 0.04)
     fig.savefig(path, dpi=90, metadata={"Software": None})
     plt.close(fig)
 
@@ -71,14 +103,16 @@ def main(sm) -> None:
         pred = read_array(pred_file) if pred_file.is_file() else np.zeros_like(true)
         pairs.append((pair.base, true, pred))
         if len(panels) < sm.params.settings["evaluation"]["overlay_images"]:
-            panels.append((pair.base, overlay(read_array(pair.image), true, pred)))
+            # Labels are Y, X in a 2D run and Z, Y, X in a 3D one (the image may add a channel axis).
+            planes = volume_planes(true, pred) if true.ndim == 3 else None
+            panels.append((pair.base, overlay(read_array(pair.image), true, pred), planes, true.shape[0]))
     per_threshold, per_image, summary, overall = score(pairs)
-    for i, (_, p) in enumerate(panels):
+    for i, (_, p, planes, depth) in enumerate(panels):
         row = per_image.iloc[i]
-        panels[i] = (
-            f"{row['image']}: AP@0.5 {row['ap50']:.2f}, {row['n_pred']} pred / {row['n_true']} true",
-            p,
-        )
+        title = f"{row['image']}: AP@0.5 {row['ap50']:.2f}, {row['n_pred']} pred / {row['n_true']} true"
+        if planes is not None:
+            title += f"\nplanes z {', '.join(map(str, planes))} of {depth}; colours from the 3D match"
+        panels[i] = (title, p, planes)
     per_threshold.to_csv(sm.output.per_threshold, sep="\t", index=False, float_format="%.4f")
     per_image.to_csv(sm.output.per_image, sep="\t", index=False, float_format="%.4f")
     summary.to_csv(sm.output.summary, sep="\t", index=False, float_format="%.4f")
