@@ -7,7 +7,7 @@ SNAKEMAKE = $(VENV)/bin/snakemake
 
 CONFIG ?= config/demo.yaml
 
-.PHONY: env demo demo-data test ci lint bench clean-demo unlock
+.PHONY: env demo demo-data demo3d test ci lint bench clean-demo unlock
 
 env:
 	@echo "environment: $(VENV)"
@@ -31,6 +31,13 @@ demo: demo-data
 	@echo "Report:             results/demo/report.html (open it in a browser)"
 	@$(VENV)/bin/python -m omnitrain.evaluation results/demo/latest/evaluation
 
+# The 3D demo: synthetic volumes of touching cells (resources/demo3d), a dim 3 model (config/demo3d.yaml).
+demo3d:
+	@$(VENV)/bin/python -m omnitrain.demo resources/demo3d --dim 3 > /dev/null
+	$(SNAKEMAKE) --cores $(CORES) --configfile config/demo3d.yaml
+	$(SNAKEMAKE) --configfile config/demo3d.yaml --report results/demo3d/report.html
+	@$(VENV)/bin/python -m omnitrain.evaluation results/demo3d/latest/evaluation
+
 # After snakemake itself was killed (kill -9, a crash): remove its stale lock, then run the same command again.
 unlock:
 	$(SNAKEMAKE) --unlock --configfile $(CONFIG)
@@ -41,6 +48,8 @@ lint:
 	$(VENV)/bin/snakefmt --check Snakefile workflow/
 	$(VENV)/bin/python -m omnitrain.demo resources/demo > /dev/null
 	$(SNAKEMAKE) --lint --configfile config/demo.yaml
+	$(VENV)/bin/python -m omnitrain.demo resources/demo3d --dim 3 > /dev/null
+	$(SNAKEMAKE) --lint --configfile config/demo3d.yaml
 
 test: lint
 	$(VENV)/bin/python -m pytest -q tests
@@ -60,4 +69,4 @@ bench:
 	$(VENV)/bin/python tests/benchmarks/bench_monitor.py
 
 clean-demo:
-	rm -rf resources/demo results/demo
+	rm -rf resources/demo results/demo resources/demo3d results/demo3d

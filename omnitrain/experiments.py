@@ -45,9 +45,9 @@ def deep_merge(base: dict, overrides: dict) -> dict:
     return out
 
 
-def experiment_configs(config: dict) -> dict[str, dict]:
+def experiment_configs(config: dict, notes: list[str] | None = None) -> dict[str, dict]:
     """{experiment: its checked config}, ``base`` first; ConfigError lists every problem of every experiment,
-    each named ``experiments.<name>``."""
+    each named ``experiments.<name>``, and ``notes`` (when given) what was adjusted in an experiment's config."""
     out, msgs = {BASE: config}, []
     for name, overrides in config["experiments"].items():
         where = f"experiments.{name}"
@@ -65,7 +65,10 @@ def experiment_configs(config: dict) -> dict[str, dict]:
             )
             continue
         try:
-            out[name] = check_config(deep_merge(config, overrides))
+            found: list[str] = []
+            out[name] = check_config(deep_merge(config, overrides), notes=found)
+            if notes is not None:  # the base config's own notes were said already
+                notes.extend(f"{where}: {n}" for n in found if n not in notes)
         except ConfigError as exc:
             msgs += [f"{where}: {m}" for m in exc.problems]
     if msgs:
@@ -74,12 +77,13 @@ def experiment_configs(config: dict) -> dict[str, dict]:
     return out
 
 
-def plan_runs(config: dict) -> list[Run]:
+def plan_runs(config: dict, notes: list[str] | None = None) -> list[Run]:
     """Every run of a checked config: per experiment, one per fold (with cross-validation) and/or one on the
-    usual split (without folds, or with ``refit``). Each run's config has ``run: {experiment, fold}``."""
+    usual split (without folds, or with ``refit``). Each run's config has ``run: {experiment, fold}``; what was
+    adjusted in an experiment's config is added to ``notes``."""
     folds = config["cross_validation"]["folds"]
     runs = []
-    for name, cfg in experiment_configs(config).items():
+    for name, cfg in experiment_configs(config, notes).items():
         plan = [(f"{name}/fold{k}", k) for k in range(1, folds + 1)]
         if not folds or config["cross_validation"]["refit"]:
             plan.append((name, None))

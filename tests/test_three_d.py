@@ -121,10 +121,18 @@ def test_a_volume_in_a_2d_run_is_refused_with_the_fix(tmp_path):
 # ---------------------------------------------------------------- config
 
 
-def test_tyx_with_three_values_says_how_omnipose_rounds_it(tmp_path):
-    with pytest.raises(ConfigError) as err:
-        check_config({"dir": str(tmp_path), "dim": 3, "tyx": [50, 50, 50]})
-    assert "50 -> 56" in str(err.value) and "tyx: [56, 56, 56]" in str(err.value)
+def test_tyx_is_rounded_up_as_omnipose_does_and_said(tmp_path):
+    notes = []
+    cfg = check_config(
+        {"dir": str(tmp_path), "dim": 3, "tyx": "50,50,50", "packing": {"enabled": False}}, notes=notes
+    )
+    assert cfg["tyx"] == [56, 56, 56]
+    assert len(notes) == 1 and "50 -> 56" in notes[0] and "trained as tyx [56, 56, 56]" in notes[0]
+    notes.clear()
+    assert check_config({"dir": str(tmp_path), "tyx": [220, 224]}, notes=notes)["tyx"] == [224, 224]
+    assert "220 -> 224" in notes[0]  # square once rounded: not refused
+    with pytest.raises(ConfigError, match="not square"):
+        check_config({"dir": str(tmp_path), "tyx": [220, 240]})
     with pytest.raises(ConfigError, match="has 2 value"):
         check_config({"dir": str(tmp_path), "dim": 3, "tyx": [64, 64]})
     assert check_config({"dir": str(tmp_path), "dim": 3, "tyx": [48, 64, 64]})["tyx"] == [48, 64, 64]
@@ -209,3 +217,14 @@ def test_source_crops_of_a_volume_are_its_tiles():
     tiles, crops = source_crops(src, cfg["tiling"], None)
     assert crops == [] and len(tiles) == 3
     assert all(t.image.shape[1:] == t.labels.shape and t.labels.ndim == 3 for t in tiles)
+
+
+def test_an_experiments_adjusted_settings_are_noted_once(tmp_path):
+    from omnitrain.experiments import plan_runs
+
+    notes = []
+    base = {"dir": str(tmp_path), "dim": 3, "experiments": {"small": {"tyx": [50, 50, 50]}}}
+    runs = plan_runs(check_config(base, notes=notes), notes)
+    assert [r.config["tyx"] for r in runs] == [None, [56, 56, 56]]
+    assert len(notes) == 2  # the base's packing note, and the experiment's tyx (its packing note is the base's)
+    assert notes[1].startswith("experiments.small: tyx [50, 50, 50] is trained as tyx [56, 56, 56]")

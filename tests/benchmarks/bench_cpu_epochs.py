@@ -5,6 +5,8 @@ through snakemake (up to `pack`); then each (tyx, batch_size) trains it for a fe
 (training.nimg_per_epoch) in a fresh process, as the pipeline's train rule does, and reports the mean seconds
 per epoch (the first epoch's start-up included) and the process's peak resident memory, side by side.
 Usage: python tests/benchmarks/bench_cpu_epochs.py [--epochs 2] [--sizes 96 128 224] [--batches 4 8]
+With --dim 3 the same on the 3D demo's tiles (config/demo3d.yaml's settings), crops of size^3 voxels:
+python tests/benchmarks/bench_cpu_epochs.py --dim 3 --epochs 1 --sizes 32 48 64 --batches 2 4
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from omnitrain.demo import write_demo  # noqa: E402
+from omnitrain.demo import write_demo, write_demo3d  # noqa: E402
 
 TRAIN = """
 import json, resource, sys, time
@@ -49,11 +51,16 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[96, 128, 224])
     parser.add_argument("--batches", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dim", type=int, choices=(2, 3), default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        write_demo(work / "demo")
         base = {"dir": "demo", "learning_rate": 0.1, "RAdam": True, "save_every": 1000}
+        if args.dim == 3:
+            write_demo3d(work / "demo")
+            base |= {"dim": 3, "diameter": 0, "tiling": {"tile_size": 96}, "packing": {"enabled": False}}
+        else:
+            write_demo(work / "demo")
         (work / "run.yaml").write_text(yaml.safe_dump(base))
         smk = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
         opts = ["--quiet", "all", "--configfile", "run.yaml", "--until", "pack"]
@@ -63,7 +70,7 @@ def main() -> None:
         print(f"{'tyx':>5} {'batch':>5} {'s/epoch':>8} {'peak GB':>8}   {note}")
         for size in args.sizes:
             for batch in args.batches:
-                config = {**base, "dir": str(work / "demo"), "tyx": [size, size], "batch_size": batch}
+                config = {**base, "dir": str(work / "demo"), "tyx": [size] * args.dim, "batch_size": batch}
                 config |= {"n_epochs": args.epochs, "training": {"nimg_per_epoch": 16}}
                 code = TRAIN.format(root=str(ROOT), config=config, trainset=str(trainset),
                                     save=str(work / f"m{size}_{batch}"), threads=args.threads)  # fmt: skip

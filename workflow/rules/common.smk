@@ -33,17 +33,17 @@ from omnitrain.steps import (
     step_versions,
     version_links,
 )
-from omnitrain.training import model_name
+from omnitrain.training import TrainingError, check_pretrained, model_name
 from omnitrain.validation import naming_refusal
 
 try:
     check_config_files(workflow.configfiles)
-    _notes = []
+    _notes = []  # settings adjusted rather than refused (tyx rounded up as Omnipose does, packing in 3D)
     config.update(check_config(config, notes=_notes))
+    # The runs: (experiment, fold) pairs, each with its own config (omnitrain/experiments.py).
+    RUN_PLAN = plan_runs(config, _notes)
     for _note in _notes:
         logger.warning(f"Note: {_note}")
-    # The runs: (experiment, fold) pairs, each with its own config (omnitrain/experiments.py).
-    RUN_PLAN = plan_runs(config)
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
@@ -119,6 +119,18 @@ for _run in RUN_PLAN:
     if _path and not builtin(_path) and Path(_path).is_file():
         PRETRAINED_FILES[_path] = HASHES.sha256(_path)
 HASHES.save()
+# A model file that does not fit a run's nchan, nclasses or dim (a 2D model for a 3D run, ...) is refused
+# before anything runs, naming both values; the train job checks again (the file may change meanwhile).
+_unfit = []
+for _run in RUN_PLAN:
+    _cfg = _run.config
+    if _cfg["pretrained_model"] in PRETRAINED_FILES:
+        try:
+            check_pretrained(_cfg["pretrained_model"], _cfg["nchan"], _cfg["nclasses"], _cfg["dim"])
+        except TrainingError as exc:
+            _unfit.append(str(exc) if len(RUN_PLAN) == 1 else f"run {_run.name}: {exc}")
+if _unfit:
+    raise WorkflowError("\n".join(dict.fromkeys(_unfit)))
 # Folders, logs and benchmark files with the versions as wildcards.
 FOLDER = {s.name: f"{RESULTS}/{s.folder}" for s in STEPS if not s.per_image}
 LOG = rule_log_patterns(RESULTS)

@@ -50,10 +50,11 @@ def main(sm) -> None:
             image, lab = image[..., z, :, :], lab[z]
         img = grey(image)
         rgb = np.repeat(img[..., None], 3, axis=2)
-        owner = np.zeros(int(lab.max()) + 1, dtype=object)
+        owner = np.zeros(int(lab.max()) + 1, dtype=object)  # of the labels shown
         for r in prov[prov["image"] == name].itertuples():
             for new in json.loads(r.label_map):
-                owner[int(new)] = r.source
+                if int(new) < len(owner):
+                    owner[int(new)] = r.source
         edges = find_boundaries(lab, mode="inner")
         for value in np.unique(lab[edges]):
             if value and owner[value]:
