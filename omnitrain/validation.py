@@ -288,14 +288,16 @@ def _content_warnings(path: Path, values, areas, fg: float, settings: Settings) 
             )
         )
     if 1 - fg > settings.max_background_fraction:
-        out.append(
-            warning(
-                path,
-                "mostly-background",
-                f"{(1 - fg) * 100:.1f}% of the image is background: most training crops will be empty",
-                "crop the image around the cells, or leave it to the pipeline's dense-crop packing",
-            )
+        # Packing is 2D only; in 3D, validate_training_set's sparse check says how often crops are empty.
+        fix = (
+            "crop the image around the cells, or leave it to the pipeline's dense-crop packing"
+            if settings.dim == 2
+            else "crop the volume around the cells if the training-set check finds its crops too often empty"
         )
+        what = f"{(1 - fg) * 100:.1f}% of the image is background: " + (
+            "most training crops will be empty" if settings.dim == 2 else "many training crops may be empty"
+        )
+        out.append(warning(path, "mostly-background", what, fix))
     tiny = values[areas < settings.min_object_area]
     if len(tiny):
         out.append(
@@ -373,7 +375,10 @@ def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) ->
                 "smaller-than-tyx",
                 f"image {'x'.join(map(str, spatial))} is smaller than the training crop tyx"
                 f" {list(settings.tyx)}: Omnipose pads it with zeros",
-                "use a smaller tyx, or leave such images to the pipeline's dense-crop packing",
+                "use a smaller tyx"
+                + (
+                    ", or leave such images to the pipeline's dense-crop packing" if settings.dim == 2 else ""
+                ),
             )
         )
     return stats, problems
