@@ -245,8 +245,8 @@ def cross_checks(config: dict) -> list[str]:
     elif tyx is not None:
         if len(tyx) != config["dim"]:
             msgs.append(f"tyx {tyx} has {len(tyx)} value(s) but dim is {config['dim']}: give one per axis")
-        elif config["dim"] == 2 and tyx[0] != tyx[1]:
-            side = max(tyx)
+        elif config["dim"] == 2 and len(set(_rounded(tyx))) > 1:  # square once rounded up, as Omnipose does
+            side = max(_rounded(tyx))
             msgs.append(
                 f"tyx {tyx} is not square: Omnipose 1.1.4 crashes on non-square 2D crops"
                 f" (omnipose/loss.py); use [{side}, {side}]"
@@ -307,14 +307,18 @@ def check_config(config: dict, schema_path: str | Path = SCHEMA, notes: list[str
         from snakemake.utils import validate
 
         validate(config, str(schema_path))  # fills in the defaults (the config is valid by now)
-        adjusted.append(round_tyx(config))
         msgs += cross_checks(config)
+        adjusted.append(None if msgs else round_tyx(config))
     if msgs:
         raise ConfigError(_message(msgs), msgs)
     adjusted.append(packing_in_3d(config))
     if notes is not None:
         notes.extend(note for note in adjusted if note)
     return config
+
+
+def _rounded(tyx: list[int]) -> list[int]:
+    return [-(-v // 8) * 8 for v in tyx]
 
 
 def round_tyx(config: dict) -> str | None:
@@ -324,8 +328,8 @@ def round_tyx(config: dict) -> str | None:
     tyx = config["tyx"]
     if not isinstance(tyx, list) or not any(v % 8 for v in tyx):
         return None
-    config["tyx"] = [-(-v // 8) * 8 for v in tyx]
-    rounded = ", ".join(f"{v} -> {-(-v // 8) * 8}" for v in dict.fromkeys(v for v in tyx if v % 8))
+    config["tyx"] = _rounded(tyx)
+    rounded = ", ".join(f"{v} -> {_rounded([v])[0]}" for v in dict.fromkeys(v for v in tyx if v % 8))
     return (
         f"tyx {tyx} is trained as tyx {config['tyx']}: Omnipose rounds each value up to a multiple of 8"
         f" ({rounded}); write tyx: {config['tyx']} to silence this"
@@ -344,7 +348,7 @@ def packing_in_3d(config: dict) -> str | None:
     config["packing"]["enabled"] = False
     return (
         "packing.enabled is ignored with dim: 3: dense-crop packing is 2D only, so the training set is the"
-        " volumes' tiles (config/README.md, 'Packing'); set packing: {enabled: false} to silence this"
+        " volumes' tiles (config/README.md, '3D (dim: 3)'); set packing: {enabled: false} to silence this"
     )
 
 

@@ -16,8 +16,9 @@ from .config import ConfigError, check_config
 
 #: Keys an experiment cannot change: they decide the images and the held-out split, which every experiment
 #: shares (its scores are comparable only on the same held-out images), or they configure the runs themselves.
+#: dim too: the images are volumes or they are not (and a 3D base config has packing turned off).
 SHARED_KEYS = (
-    "dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "split", "pipeline",
+    "dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "dim", "split", "pipeline",
     "experiments", "cross_validation", "leaderboard",
 )  # fmt: skip
 BASE = "base"
@@ -47,7 +48,7 @@ def deep_merge(base: dict, overrides: dict) -> dict:
 
 def experiment_configs(config: dict, notes: list[str] | None = None) -> dict[str, dict]:
     """{experiment: its checked config}, ``base`` first; ConfigError lists every problem of every experiment,
-    each named ``experiments.<name>``, and ``notes`` (when given) what was adjusted in an experiment's config."""
+    each named ``experiments.<name>``; ``notes`` (when given) gets what was adjusted in an experiment."""
     out, msgs = {BASE: config}, []
     for name, overrides in config["experiments"].items():
         where = f"experiments.{name}"
@@ -79,8 +80,8 @@ def experiment_configs(config: dict, notes: list[str] | None = None) -> dict[str
 
 def plan_runs(config: dict, notes: list[str] | None = None) -> list[Run]:
     """Every run of a checked config: per experiment, one per fold (with cross-validation) and/or one on the
-    usual split (without folds, or with ``refit``). Each run's config has ``run: {experiment, fold}``; what was
-    adjusted in an experiment's config is added to ``notes``."""
+    usual split (without folds, or with ``refit``). Each run's config has ``run: {experiment, fold}``;
+    ``notes`` gets what was adjusted in an experiment's config."""
     folds = config["cross_validation"]["folds"]
     runs = []
     for name, cfg in experiment_configs(config, notes).items():

@@ -143,8 +143,14 @@ def sparse_image_problems(
                     f" {expected:.3g} time(s) ('Sparse or over-dense image detected';"
                     f" validation.sparse_crop_risk is {risk:g}, i.e. at most"
                     f" {largest_uniform_chance(risk, crops):.1%} uniform crops)",
-                    "turn packing on (packing.enabled: true packs dense crops of cell clusters), use a larger"
-                    f" tyx, crop {item['source']} around its cells, or drop it from the training folder",
+                    # packing is 2D only (a 3D run trains on its tiles)
+                    (
+                        "turn packing on (packing.enabled: true packs dense crops of cell clusters), "
+                        if len(tyx) == 2
+                        else ""
+                    )
+                    + f"use a larger tyx, crop {item['source']} around its cells, or drop it from the"
+                    " training folder",
                 )
             )
     return found, problems

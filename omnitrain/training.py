@@ -116,6 +116,42 @@ def weights_differences(path: str | Path, reference: dict) -> list[str]:
 def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> dict[str, int]:
     """Refuse a pretrained model whose architecture differs from the config, naming both values."""
     found = architecture(path)
+    why = architecture_mismatch(path, found, nchan, nclasses, dim)
+    if why:
+        raise TrainingError(why)
+    return found
+
+
+def unfit_pretrained_files(configs: dict[str, dict]) -> list[str]:
+    """Why the model files (not built-in names) that runs start from do not fit them: ``configs`` maps run
+    names to their configs; one message per problem, named by its run when there are several runs. Each
+    file is read once (the workflow checks them every time it starts, on every cluster job too)."""
+    from .pretrained import builtin
+
+    found: dict[str, dict | str] = {}
+    msgs = []
+    for name, cfg in configs.items():
+        path = cfg["pretrained_model"]
+        if not path or builtin(path) or not Path(path).is_file():
+            continue  # built-ins have their own checks; a missing file is a config error
+        if path not in found:
+            try:
+                found[path] = architecture(path)
+            except TrainingError as exc:
+                found[path] = str(exc)
+        arch = found[path]
+        why = (
+            arch
+            if isinstance(arch, str)
+            else architecture_mismatch(path, arch, cfg["nchan"], cfg["nclasses"], cfg["dim"])
+        )
+        if why:
+            msgs.append(why if len(configs) == 1 else f"run {name}: {why}")
+    return list(dict.fromkeys(msgs))
+
+
+def architecture_mismatch(path, found: dict[str, int], nchan: int, nclasses: int, dim: int) -> str | None:
+    """How a model file's architecture ``found`` differs from the config, naming both values; None if not."""
     wanted = {"nchan": nchan, "nclasses": nclasses, "dim": dim}
     wrong = [
         f"{k} = {found[k]} in the model but {k}: {wanted[k]} in the config"
@@ -123,12 +159,12 @@ def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> d
         if found[k] != wanted[k]
     ]
     if wrong:
-        raise TrainingError(
+        return (
             f"pretrained_model {path} does not fit the config: {'; '.join(wrong)}. Omnipose would"
-            " silently train from random weights instead. Set the config to the model's values, or"
-            " choose a model trained with these settings."
+            " silently train from random weights instead. Set the config to the model's values, choose a"
+            " model trained with these settings, or set pretrained_model: null to train from scratch."
         )
-    return found
+    return None
 
 
 def starting_model(config: dict, builtin_record=None, builtin_weights=None) -> tuple[str | None, dict | None]:
@@ -164,7 +200,9 @@ class TrainingSet:
 SPARSE_FAILURE = re.compile(r"Sparse or over-dense image detected.*?Problematic index is: (\d+)", re.S)
 
 
-def sparse_failure(exc: BaseException, ts: TrainingSet, min_train_masks: int, sources: dict) -> str | None:
+def sparse_failure(
+    exc: BaseException, ts: TrainingSet, min_train_masks: int, sources: dict, dim: int = 2
+) -> str | None:
     """The message for Omnipose's 'Sparse or over-dense image detected', naming the image; None for
     any other error.
 
@@ -181,9 +219,10 @@ def sparse_failure(exc: BaseException, ts: TrainingSet, min_train_masks: int, so
     return (
         f"Omnipose gave up on the training image {image} (from {source}): 101 random crops in a row held"
         " fewer than 2 label values ('Sparse or over-dense image detected').\n"
-        "fix: turn packing on (packing.enabled: true), use a larger tyx, crop the source image around its"
-        " cells or drop it, or lower validation.sparse_crop_risk so that validate_training_set refuses such"
-        " images before training"
+        "fix: "
+        + ("turn packing on (packing.enabled: true), " if dim == 2 else "")
+        + "use a larger tyx, crop the source image around its cells or drop it, or lower"
+        " validation.sparse_crop_risk so that validate_training_set refuses such images before training"
     )
 
 
@@ -346,7 +385,7 @@ def epoch_meaning(cfg, n_images: int, n_sources: int) -> str:
         if cfg["training"]["nimg_per_epoch"]
         else (f"by default max({n_sources} training source image(s), batch_size {cfg['batch_size']})")
     )
-    text = f"an epoch is {per_epoch} crop(s) ({why}; {n_images} training image(s) after packing)"
+    text = f"an epoch is {per_epoch} crop(s) ({why}; {n_images} image(s) in the training set)"
     if per_epoch < cfg["batch_size"]:
         text += (
             f"\nWARNING batches of {per_epoch} crop(s), not batch_size {cfg['batch_size']}: raise"

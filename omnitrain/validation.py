@@ -140,11 +140,10 @@ def _dimension_mismatch(what: str, shape: tuple[int, ...], dim: int) -> tuple[st
             "to train a 3D model on volumes set dim: 3 (see config/demo3d.yaml); for 2D, save one YX label"
             " matrix per image (a stack of 2D images is one file per plane)",
         )
-    if dim == 3 and len(shape) <= 2 + (what == "image"):
-        layout = "YX" if len(shape) == 2 else "YX with a channel axis"
+    if dim == 3 and len(shape) == 2:
         kind = "label matrix" if what == "labels" else what
         return (
-            f"{axes}: a 2D {kind} ({layout}), but dim is 3 (3D training wants ZYX volumes)",
+            f"{axes}: a 2D {kind} (YX), but dim is 3 (3D training wants ZYX volumes)",
             "save the volume itself (ZYX, one file per volume), or train 2D images in a run with dim: 2",
         )
     if what == "labels":

@@ -214,7 +214,8 @@ def test_source_crops_of_a_volume_are_its_tiles():
     cfg = check_config({"dir": ".", "dim": 3, "tiling": {"tile_size": 64}})
     plan, _ = plan_from_config(cfg)
     src = prepare_source("v", image_for(lab), lab, [], plan, dim=3)
-    tiles, crops = source_crops(src, cfg["tiling"], None)
+    assert cfg["packing"]["enabled"] is False  # the default (true) is turned off in 3D
+    tiles, crops = source_crops(src, cfg["tiling"], cfg["packing"] if cfg["packing"]["enabled"] else None)
     assert crops == [] and len(tiles) == 3
     assert all(t.image.shape[1:] == t.labels.shape and t.labels.ndim == 3 for t in tiles)
 
@@ -226,5 +227,7 @@ def test_an_experiments_adjusted_settings_are_noted_once(tmp_path):
     base = {"dir": str(tmp_path), "dim": 3, "experiments": {"small": {"tyx": [50, 50, 50]}}}
     runs = plan_runs(check_config(base, notes=notes), notes)
     assert [r.config["tyx"] for r in runs] == [None, [56, 56, 56]]
-    assert len(notes) == 2  # the base's packing note, and the experiment's tyx (its packing note is the base's)
+    assert (
+        len(notes) == 2
+    )  # the base's packing note, and the experiment's tyx (its packing note is the base's)
     assert notes[1].startswith("experiments.small: tyx [50, 50, 50] is trained as tyx [56, 56, 56]")

@@ -21,6 +21,7 @@ from omnitrain.training import (
     resolve_device,
     seed_everything,
     train_kwargs,
+    unfit_pretrained_files,
 )
 
 models = pytest.importorskip("cellpose_omni.models")
@@ -71,6 +72,19 @@ def test_3d_architecture_and_a_2d_model_refused_for_a_3d_run(tmp_path):
     assert "dim = 2 in the model but dim: 3 in the config" in str(info.value)
     with pytest.raises(TrainingError, match="dim = 3 in the model but dim: 2 in the config"):
         check_pretrained(three, nchan=1, nclasses=2, dim=2)
+    # What the workflow checks before anything runs, per run: named by run when there are several.
+    runs = {
+        "base": config(dim=3, pretrained_model=str(flat)),
+        "other": config(dim=3, pretrained_model=str(three)),
+    }
+    (msg,) = unfit_pretrained_files(runs)
+    assert msg.startswith(f"run base: pretrained_model {flat}") and "dim = 2 in the model but dim: 3" in msg
+    assert unfit_pretrained_files({"base": config(pretrained_model="cyto")}) == []  # built-ins: own checks
+    (tmp_path / "junk").write_bytes(b"not a model")
+    assert (
+        "cannot be read"
+        in unfit_pretrained_files({"base": config(pretrained_model=str(tmp_path / "junk"))})[0]
+    )
 
 
 def test_wrong_pretrained_model_is_refused_with_both_values(tmp_path):

@@ -33,7 +33,7 @@ from omnitrain.steps import (
     step_versions,
     version_links,
 )
-from omnitrain.training import TrainingError, check_pretrained, model_name
+from omnitrain.training import model_name, unfit_pretrained_files
 from omnitrain.validation import naming_refusal
 
 try:
@@ -121,16 +121,9 @@ for _run in RUN_PLAN:
 HASHES.save()
 # A model file that does not fit a run's nchan, nclasses or dim (a 2D model for a 3D run, ...) is refused
 # before anything runs, naming both values; the train job checks again (the file may change meanwhile).
-_unfit = []
-for _run in RUN_PLAN:
-    _cfg = _run.config
-    if _cfg["pretrained_model"] in PRETRAINED_FILES:
-        try:
-            check_pretrained(_cfg["pretrained_model"], _cfg["nchan"], _cfg["nclasses"], _cfg["dim"])
-        except TrainingError as exc:
-            _unfit.append(str(exc) if len(RUN_PLAN) == 1 else f"run {_run.name}: {exc}")
+_unfit = unfit_pretrained_files({r.name: r.config for r in RUN_PLAN})
 if _unfit:
-    raise WorkflowError("\n".join(dict.fromkeys(_unfit)))
+    raise WorkflowError("\n".join(_unfit))
 # Folders, logs and benchmark files with the versions as wildcards.
 FOLDER = {s.name: f"{RESULTS}/{s.folder}" for s in STEPS if not s.per_image}
 LOG = rule_log_patterns(RESULTS)

@@ -43,10 +43,10 @@ def main(sm) -> None:
         ax.axis("off")
     for ax, name in zip(axes.ravel(), names, strict=False):
         image, lab = read_array(folder / f"{name}.tif"), read_array(folder / f"{name}_masks.tif")
-        plane = ""
+        plane, size, n_cells = "", "x".join(map(str, lab.shape)), len(np.unique(lab)) - 1
         if lab.ndim == 3:  # a volume (dim 3): its plane with the most foreground
             z = int(np.argmax((lab > 0).sum(axis=(1, 2))))
-            plane = f" (z {z} of {lab.shape[0]})"
+            plane = f", plane z {z}"
             image, lab = image[..., z, :, :], lab[z]
         img = grey(image)
         rgb = np.repeat(img[..., None], 3, axis=2)
@@ -60,8 +60,7 @@ def main(sm) -> None:
             if value and owner[value]:
                 rgb[edges & (lab == value)] = colour[owner[value]]
         ax.imshow(rgb, interpolation="nearest")
-        size = f"{lab.shape[0]}x{lab.shape[1]}"
-        ax.set_title(f"{name}{plane}  {size}, {len(np.unique(lab)) - 1} cells", fontsize=9)
+        ax.set_title(f"{name}  {size}, {n_cells} cells{plane}", fontsize=9)
     handles = [plt.Line2D([], [], color=colour[s], lw=3, label=s) for s in sources]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(sources), 4), fontsize=8, frameon=False)
     fig.subplots_adjust(bottom=0.06 + 0.03 * (-(-len(sources) // 4)))

@@ -152,7 +152,7 @@ def main(sm) -> None:
         resumable.save_weights(model_path)
     except ValueError as exc:
         names = source_names(sm.input.provenance, sm.params.sources)
-        message = sparse_failure(exc, ts, cfg["min_train_masks"], names)
+        message = sparse_failure(exc, ts, cfg["min_train_masks"], names, cfg["dim"])
         if message is None:
             raise
         resumable.save_progress()
