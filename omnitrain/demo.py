@@ -191,11 +191,16 @@ def write_demo(out_dir: str | Path, seed: int = 0, names: list[str] | None = Non
 
     Byte-identical for the same seed. Returns the image paths written.
     """
+    return _write_set(out_dir, names or sorted(DEMO_SPECS), lambda name: make_image(name, seed))
+
+
+def _write_set(out_dir: str | Path, names: list[str], make) -> list[Path]:
+    """``make(name)`` -> (image, labels) written as ``<name>.tif`` + ``<name>_masks.tif``; the image paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for name in names or sorted(DEMO_SPECS):
-        img, lab = make_image(name, seed)
+    for name in names:
+        img, lab = make(name)
         _write_if_changed(out / f"{name}.tif", img)
         _write_if_changed(out / f"{name}_masks.tif", lab)
         written.append(out / f"{name}.tif")
@@ -393,15 +398,7 @@ def write_demo3d(out_dir: str | Path, seed: int = 0, names: list[str] | None = N
     Byte-identical for the same seed; files that already hold these bytes are left alone. Returns the
     image paths written.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in names or sorted(DEMO3D_SPECS):
-        img, lab = make_volume(name, seed)
-        _write_if_changed(out / f"{name}.tif", img)
-        _write_if_changed(out / f"{name}_masks.tif", lab)
-        written.append(out / f"{name}.tif")
-    return written
+    return _write_set(out_dir, names or sorted(DEMO3D_SPECS), lambda name: make_volume(name, seed))
 
 
 def main(argv: list[str] | None = None) -> None:
