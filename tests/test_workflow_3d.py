@@ -106,6 +106,14 @@ def test_held_out_volumes_are_segmented_scored_and_registered(trained):
     assert 0.0 <= row["heldout_ap50"] <= 1.0
 
 
+def test_the_report_of_a_3d_run(trained):
+    work, _ = trained
+    run = run_snakemake(work, CONFIG, "--report", "report.html")
+    assert run.returncode == 0, run.stderr[-2000:]
+    html = (work / "report.html").read_text(errors="replace")
+    assert "overlays.png" in html and "preview.png" in html and "_dim_3_" in html
+
+
 def test_a_2d_image_or_a_2d_model_is_refused_in_a_3d_run(tmp_path):
     write_demo3d(tmp_path / "data", names=["cluster_dense_03", "sparse3d_01"])
     flat = read_array(tmp_path / "data" / "sparse3d_01_masks.tif")[16]
