@@ -123,9 +123,10 @@ def check_pretrained(path: str | Path, nchan: int, nclasses: int, dim: int) -> d
 
 
 def unfit_pretrained_files(configs: dict[str, dict]) -> list[str]:
-    """Why the model files (not built-in names) that runs start from do not fit them: ``configs`` maps run
-    names to their configs; one message per problem, named by its run when there are several runs. Each
-    file is read once (the workflow checks them every time it starts, on every cluster job too)."""
+    """Why the model files (not built-in names) that experiments start from do not fit them: ``configs`` maps
+    experiment names to their configs (folds share theirs); one message per problem, named by its experiment
+    when there are several. Each file is read once (the workflow checks them every time it starts, on every
+    cluster job too)."""
     from .pretrained import builtin
 
     found: dict[str, dict | str] = {}
@@ -146,7 +147,7 @@ def unfit_pretrained_files(configs: dict[str, dict]) -> list[str]:
             else architecture_mismatch(path, arch, cfg["nchan"], cfg["nclasses"], cfg["dim"])
         )
         if why:
-            msgs.append(why if len(configs) == 1 else f"run {name}: {why}")
+            msgs.append(why if len(configs) == 1 else f"experiment {name}: {why}")
     return list(dict.fromkeys(msgs))
 
 

@@ -85,8 +85,9 @@ def test_experiments_are_the_config_with_overrides_checked_like_it(folder):
             ["experiments.raw", "split", "same held-out images", "top level"],
         ),
         ({"dir": "elsewhere"}, ["experiments.raw", "dir"]),
+        ({"dim": 3}, ["experiments.raw", "dim cannot differ"]),
     ],
-    ids=["typo-in-section", "typo", "bad-value", "split", "dir"],
+    ids=["typo-in-section", "typo", "bad-value", "split", "dir", "dim"],
 )
 def test_a_bad_override_is_refused_naming_the_experiment(folder, overrides, words):
     cfg = check_config({"dir": str(folder), "experiments": {"raw": overrides}})

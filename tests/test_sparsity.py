@@ -113,6 +113,14 @@ def test_one_cell_in_a_large_image_is_refused_and_a_dense_colony_passes():
     assert not sparse_image_problems(images, (96, 96), 0.0, 100, None, 1, 1e9)[1]
 
 
+def test_in_3d_the_sparse_image_fix_does_not_offer_packing():
+    volume = np.zeros((32, 96, 96), np.uint16)
+    volume[14:18, 46:50, 46:50] = 1  # one small cell in a large volume
+    images = {"train/v.tif": {"labels": volume, "diameter": 0.0, "source": "data/v.tif"}}
+    (p,) = sparse_image_problems(images, (16, 16, 16), 0.0, 100, None, 1, 0.001)[1]
+    assert "16x16x16" in p.what and "packing" not in p.fix and "tyx" in p.fix and "data/v.tif" in p.fix
+
+
 def test_empty_tiles_kept_on_purpose_cannot_make_omnipose_give_up():
     """tiling.keep_empty turns on Omnipose's allow_blank_masks, which accepts blank crops: an empty
     tile at the last redraw (depth 100) does not raise (validate_training_set skips the check then)."""

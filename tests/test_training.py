@@ -72,13 +72,16 @@ def test_3d_architecture_and_a_2d_model_refused_for_a_3d_run(tmp_path):
     assert "dim = 2 in the model but dim: 3 in the config" in str(info.value)
     with pytest.raises(TrainingError, match="dim = 3 in the model but dim: 2 in the config"):
         check_pretrained(three, nchan=1, nclasses=2, dim=2)
-    # What the workflow checks before anything runs, per run: named by run when there are several.
+    # What the workflow checks before anything runs, per experiment: named by it when there are several.
     runs = {
         "base": config(dim=3, pretrained_model=str(flat)),
         "other": config(dim=3, pretrained_model=str(three)),
     }
     (msg,) = unfit_pretrained_files(runs)
-    assert msg.startswith(f"run base: pretrained_model {flat}") and "dim = 2 in the model but dim: 3" in msg
+    assert (
+        msg.startswith(f"experiment base: pretrained_model {flat}")
+        and "dim = 2 in the model but dim: 3" in msg
+    )
     assert unfit_pretrained_files({"base": config(pretrained_model="cyto")}) == []  # built-ins: own checks
     (tmp_path / "junk").write_bytes(b"not a model")
     assert (
@@ -149,3 +152,17 @@ def test_an_epoch_keeps_the_meaning_of_omnipose_train_on_the_raw_folder():
     assert "WARNING batches of 4 crop(s), not batch_size 8" in epoch_meaning(chosen, 2, 17)
     assert "an epoch is 6 crop(s)" in epoch_meaning(chosen, 6, 17)  # Omnipose: at least one per image
     assert "WARNING" not in epoch_meaning(cfg, 2, 3)
+
+
+def test_omniposes_sparse_failure_names_the_image_and_offers_packing_in_2d_only():
+    from omnitrain.training import TrainingSet, sparse_failure
+
+    ts = TrainingSet(
+        [np.zeros((8, 8))] * 2, [np.ones((8, 8), np.uint16)] * 2, [None] * 2, ["ts/a.tif", "ts/b.tif"]
+    )
+    exc = ValueError("Sparse or over-dense image detected. Problematic index is: 1")
+    flat = sparse_failure(exc, ts, 1, {"b": "data/b.tif"})
+    volume = sparse_failure(exc, ts, 1, {"b": "data/b.tif"}, dim=3)
+    assert "ts/b.tif (from data/b.tif)" in flat and "turn packing on" in flat
+    assert "ts/b.tif (from data/b.tif)" in volume and "packing" not in volume and "larger tyx" in volume
+    assert sparse_failure(ValueError("something else"), ts, 1, {}) is None

@@ -17,7 +17,7 @@ from omnitrain.imageio import read_array
 pytestmark = pytest.mark.workflow
 models = pytest.importorskip("cellpose_omni.models")
 
-#: The demo's three smallest volumes with one held out, tiny settings: one epoch of two 32^3 crops.
+#: Four of the demo's volumes, one held out, tiny settings: one epoch of two 32^3 crops.
 NAMES = ["cluster_dense_01", "cluster_dense_03", "cluster_mixed_02", "sparse3d_01"]
 CONFIG = {
     "dir": "data",

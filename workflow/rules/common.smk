@@ -121,7 +121,7 @@ for _run in RUN_PLAN:
 HASHES.save()
 # A model file that does not fit a run's nchan, nclasses or dim (a 2D model for a 3D run, ...) is refused
 # before anything runs, naming both values; the train job checks again (the file may change meanwhile).
-_unfit = unfit_pretrained_files({r.name: r.config for r in RUN_PLAN})
+_unfit = unfit_pretrained_files({r.experiment: r.config for r in RUN_PLAN})
 if _unfit:
     raise WorkflowError("\n".join(_unfit))
 # Folders, logs and benchmark files with the versions as wildcards.
