@@ -20,9 +20,17 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/register.smk"
+include: "workflow/rules/segment.smk"
 
 
 rule all:
     default_target: True
     input:
         final_targets(),
+
+
+# `snakemake segment --config segment_dir=FOLDER [segment_model=latest]`: segment new images with a
+# registered version, and draft labels to correct (README, "The annotation loop").
+rule segment:
+    input:
+        segment_targets,

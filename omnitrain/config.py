@@ -29,7 +29,7 @@ SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "conf
 _EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".npy", ".npz", ".txt")
 
 #: Keys whose string value "None" (as typed on the omnipose command line) means null.
-_NULLABLE = ("test_dir", "pretrained_model", "tyx", "channel_axis")
+_NULLABLE = ("test_dir", "pretrained_model", "tyx", "channel_axis", "segment_dir")
 
 
 class ConfigError(ValueError):

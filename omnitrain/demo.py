@@ -38,6 +38,13 @@ DEMO_SPECS: dict[str, tuple[int, int, int, int, int]] = {
     "sparse_01": (512, 512, 0, 0, 14),
     "sparse_02": (560, 480, 0, 0, 10),
 }
+#: New images to segment (``--unlabelled``: the images only, as a folder for ``snakemake segment``).
+NEW_SPECS: dict[str, tuple[int, int, int, int, int]] = {
+    "new_colony_01": (256, 256, 1, 45, 3),
+    "new_colony_02": (288, 256, 1, 60, 2),
+    "new_colony_03": (256, 320, 2, 25, 4),
+    "new_sparse_01": (256, 256, 0, 0, 9),
+}
 
 
 @dataclass(frozen=True)
@@ -175,7 +182,7 @@ def render_phase_contrast(labels: np.ndarray, rng: np.random.Generator) -> np.nd
 
 def make_image(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The demo image ``name`` and its label matrix (uint16, 0 = background, 1..N = cells)."""
-    h, w, colonies, per_colony, sparse = DEMO_SPECS[name]
+    h, w, colonies, per_colony, sparse = (DEMO_SPECS | NEW_SPECS)[name]
     rng = np.random.default_rng([seed, *name.encode()])
     labels = np.zeros((h, w), dtype=np.uint16)
     nxt = 1
@@ -192,6 +199,18 @@ def write_demo(out_dir: str | Path, seed: int = 0, names: list[str] | None = Non
     Byte-identical for the same seed. Returns the image paths written.
     """
     return _write_set(out_dir, names or sorted(DEMO_SPECS), lambda name: make_image(name, seed))
+
+
+def write_unlabelled(out_dir: str | Path, seed: int = 0, names: list[str] | None = None) -> list[Path]:
+    """Write new demo images (:data:`NEW_SPECS`) as ``<name>.tif`` only: images to segment. Their true
+    labels are :func:`make_image`'s."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name in names or sorted(NEW_SPECS):
+        _write_if_changed(out / f"{name}.tif", make_image(name, seed)[0])
+        written.append(out / f"{name}.tif")
+    return written
 
 
 def _write_set(out_dir: str | Path, names: list[str], make) -> list[Path]:
@@ -408,7 +427,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--dim", type=int, choices=(2, 3), default=2, help="2: the phase-contrast images; 3: the volumes"
     )
+    parser.add_argument(
+        "--unlabelled",
+        action="store_true",
+        help="new 2D images without labels, to try `snakemake segment` on",
+    )
     args = parser.parse_args(argv)
+    if args.unlabelled:
+        paths = write_unlabelled(args.out_dir, args.seed)
+        print(json.dumps({p.stem: {"shape": list(tifffile.imread(p).shape)} for p in paths}, indent=1))
+        return
     paths = (write_demo3d if args.dim == 3 else write_demo)(args.out_dir, args.seed)
     stats = {}
     for p in paths:

@@ -19,7 +19,7 @@ from .config import ConfigError, check_config
 #: dim too: the images are volumes or they are not (and a 3D base config has packing turned off).
 SHARED_KEYS = (
     "dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "dim", "split", "pipeline",
-    "experiments", "cross_validation", "leaderboard",
+    "experiments", "cross_validation", "leaderboard", "segment_dir", "segment_model", "segment_drafts",
 )  # fmt: skip
 BASE = "base"
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")

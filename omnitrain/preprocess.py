@@ -27,17 +27,19 @@ class Source:
 
 def select_channels(
     image: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     plan: ChannelPlan,
     dim: int = 2,
     channel_axis: int | None = None,
 ) -> tuple[np.ndarray, int | None]:
     """The planned channels of ``image``, stacked first: (nchan, *spatial), and the axis they came from.
 
+    ``labels`` (None for an image to segment) tell where the channel axis is when channel_axis is None.
+
     Kept channels keep the image's dtype; a grey channel (Cellpose's chan = 0, the mean of all
     channels) is float32.
     """
-    axis, why = find_channel_axis(image.shape, labels.shape, dim, channel_axis)
+    axis, why = find_channel_axis(image.shape, None if labels is None else labels.shape, dim, channel_axis)
     if why:
         raise ValueError(why)
     data = plan.apply(image, axis)

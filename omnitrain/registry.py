@@ -123,17 +123,41 @@ def compare(old: dict, new: dict) -> dict:
     else:
         scores["note"] = "the held-out set changed: scores are not comparable, none compared"
     change["heldout_scores"] = scores
+    # Pairs that came from drafts (omnitrain/drafts.py), among those added or changed in this version
+    new_files = set(change["files"]["added"]) | set(change["files"]["modified"])
+    change["from_drafts"] = [
+        d for d in new.get("from_drafts", []) if d["image"] in new_files or d["label"] in new_files
+    ]
     return change
+
+
+def drafts_lines(from_drafts: list[dict]) -> list[str]:
+    """The change record's section on pairs that came from drafts: their version, edited or not."""
+    if not from_drafts:
+        return []
+    lines = ["", "## Pairs from drafts"]
+    for d in from_drafts:
+        where = f"{d['image']} + {d['label']} ({d['role']}): drawn by version {d['model_version']}"
+        if d["edited"]:
+            lines.append(f"- {where}, corrected")
+        else:
+            lines.append(
+                f"- {where}, UNEDITED: the label is the model's own masks; training on it teaches the model"
+                " its own mistakes (correct it, or take the pair out)"
+            )
+    return lines
 
 
 def _num(x) -> str:
     return "n/a" if x is None else f"{x:+.4f}" if isinstance(x, float) and x != 0 and abs(x) < 1 else f"{x}"
 
 
-def changes_markdown(change: dict | None, version: str) -> str:
-    """The change record as text a person reads."""
+def changes_markdown(change: dict | None, version: str, from_drafts: list[dict] | None = None) -> str:
+    """The change record as text a person reads (for a first version, ``from_drafts`` are its pairs that
+    came from drafts)."""
     if change is None:
-        return f"# Version {version}\n\nFirst registered version: nothing to compare with.\n"
+        text = f"# Version {version}\n\nFirst registered version: nothing to compare with.\n"
+        return text + "\n".join(drafts_lines(from_drafts or [])[1:] + [""]) if from_drafts else text
     lines = [f"# Version {change['to']} compared with {change['from']}", ""]
     f = change["files"]
     lines.append("## Ground-truth and image files")
@@ -159,6 +183,7 @@ def changes_markdown(change: dict | None, version: str) -> str:
             lines.append(f"- {key}: {v['old']} -> {v['new']} (difference {_num(v['difference'])})")
         for image, v in s["per_image"].items():
             lines.append(f"- {image}: mean AP {v['old']:.4f} -> {v['new']:.4f} ({_num(v['difference'])})")
+    lines += drafts_lines(change.get("from_drafts", []))
     return "\n".join(lines) + "\n"
 
 
@@ -201,6 +226,10 @@ def registry_row(record: dict) -> dict:
         parts = [f"{len(f[k])} {k.replace('_', ' ')}" for k in ("added", "removed", "modified") if f[k]]
         parts += [f"{len(change['parameters'])} parameter(s)"] if change["parameters"] else []
         parts += ["code"] if change["code"]["changed"] else []
+        drafted = change.get("from_drafts", [])
+        unedited = sum(not d["edited"] for d in drafted)
+        if drafted:
+            parts.append(f"{len(drafted)} from drafts" + (f" ({unedited} UNEDITED)" if unedited else ""))
         summary = "changed: " + ", ".join(parts) if parts else "no change in data, parameters or code"
     return {
         "version": record["version"],

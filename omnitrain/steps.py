@@ -295,6 +295,15 @@ STEPS: tuple[Step, ...] = (
     ),
 )
 
+#: The rules that apply a registered version to new images (``snakemake segment``, omnitrain/segmentation.py).
+#: They are no steps of a training run: what they compute is keyed by the version and the images, and
+#: their settings are the version's own, from its record, not the config's.
+SEGMENT_RULES: tuple[Rule, ...] = (
+    Rule("segment_images", "segment_images.py", "omnipose"),
+    Rule("segment_set", "segment_set.py", "preprocess"),
+    Rule("segment_latest", "segment_latest.py", "preprocess"),
+)
+
 STEP = {s.name: s for s in STEPS}
 #: The step a rule belongs to (prepare_images belongs to both per-image steps: it has no single one).
 STEP_OF_RULE = {r.name: s.name for s in STEPS if not s.per_image for r in s.rules}

@@ -13,22 +13,14 @@ import json
 
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, run_snakemake
-
-from omnitrain.demo import write_demo
 
 pytestmark = [pytest.mark.workflow, pytest.mark.quality]
 pytest.importorskip("cellpose_omni.models")
 
 
-def test_demo_config_trains_a_model_that_segments_the_heldout_image(tmp_path):
-    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
-    config.update(dir="demo", pipeline={**config["pipeline"], "results": "results"})
-    write_demo(tmp_path / "demo")
-    run = run_snakemake(tmp_path, config, timeout=1800)
-    assert run.returncode == 0, run.stderr[-4000:]
-    latest = (tmp_path / "results/latest").resolve()
+def test_demo_config_trains_a_model_that_segments_the_heldout_image(demo_trained):
+    work, config, version = demo_trained  # (conftest.py: the demo config, trained once per session)
+    latest = work / "results/versions" / version
     summary = pd.read_csv(latest / "evaluation/summary.tsv", sep="\t").set_index("iou_threshold")
     card = json.loads((latest / "model/model_card.json").read_text())
     assert card["epochs"] == config["n_epochs"] and card["device"].startswith("cpu")

@@ -12,7 +12,7 @@ from conftest import ROOT
 
 from omnitrain import steps
 from omnitrain.config import check_config, load_schema
-from omnitrain.steps import STEP, STEPS, downstream, project, settings_of, step_versions
+from omnitrain.steps import SEGMENT_RULES, STEP, STEPS, downstream, project, settings_of, step_versions
 
 ENVS = {"preprocess": "p" * 64, "omnipose": "o" * 64}
 
@@ -188,8 +188,16 @@ def rule_blocks():
 def test_every_rule_is_in_the_table_and_gets_exactly_its_steps_settings():
     blocks = rule_blocks()
     table = {r.name: s for s in STEPS for r in s.rules}
-    assert set(blocks) == set(table), "rules and the step table disagree"
+    applying = {r.name: r for r in SEGMENT_RULES}
+    assert set(blocks) == set(table) | set(applying), "rules and the step table disagree"
+    for name, rule in applying.items():  # their settings are a registered version's, not the config's
+        assert f'"../scripts/{rule.script}"' in blocks[name], f"rule {name}: script is not {rule.script}"
+        assert f'"../../envs/{rule.env}.yaml"' in blocks[name], (
+            f"rule {name}: env is not envs/{rule.env}.yaml"
+        )
     for name, body in blocks.items():
+        if name in applying:
+            continue
         step = table[name]
         rule = next(r for r in step.rules if r.name == name)
         assert f'"../scripts/{rule.script}"' in body, f"rule {name}: script is not {rule.script}"

@@ -11,6 +11,7 @@ import numpy as np
 from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array, write_tiff
+from omnitrain.inference import segment_array
 from omnitrain.labels import label_dtype
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, resolve_device
@@ -28,30 +29,13 @@ def main(sm) -> None:
     gpu, device = resolve_device(cfg["use_gpu"])
     torch.set_num_threads(sm.threads)
     model = load_trained_model(sm.params.files["model"], card, gpu)
-    axis = 0 if card["nchan"] > 1 else None
     size = sizemodel.load(sm.params.files["size_model"]) if sm.params.files["size_model"] else None
     out = Path(sm.output.predictions)
     out.mkdir(parents=True, exist_ok=True)
     pairs = discover(sm.input.heldout).pairs
     log.info(f"segmenting {len(pairs)} held-out image(s) on {device} with {sm.params.files['model']}")
     for pair in pairs:
-        image = read_array(pair.image)
-        rescale = None
-        if size is not None:
-            diam = sizemodel.predict(size, sizemodel.style_of(model, image, axis))
-            rescale = float(card["diam_mean"] / diam)
-        masks, flows = model.eval(
-            image,
-            channels=None,
-            channel_axis=axis,
-            omni=True,
-            rescale=rescale,
-            diameter=None,
-            mask_threshold=float(ev["mask_threshold"]),
-            flow_threshold=float(ev["flow_threshold"]),
-            niter=ev["niter"],
-        )[:2]
-        masks = np.asarray(masks)
+        masks, flows, rescale = segment_array(model, read_array(pair.image), card, ev, size)
         write_tiff(out / f"{pair.base}_cp_masks.tif", masks.astype(label_dtype(int(masks.max()))))
         write_tiff(out / f"{pair.base}_flows.tif", np.asarray(flows[0]).astype(np.uint8))
         scale = f", rescale {rescale:.2f} from the size model" if rescale else ""

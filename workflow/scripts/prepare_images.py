@@ -8,18 +8,14 @@ mask redoes that one image; a new folder is written under a temporary name and r
 (omnitrain/batches.py explains the batches). Last, the batch's table lists every image and its version.
 """
 
-import os
-import shutil
-import socket
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 from omnitrain.channels import plan_from_config
 from omnitrain.discovery import Pair
+from omnitrain.folders import make_folder
 from omnitrain.imageio import read_array, write_training_pair
 from omnitrain.labels import read_links
 from omnitrain.manifest import manifest, write_json
@@ -27,13 +23,6 @@ from omnitrain.preprocess import prepare_source, source_crops
 from omnitrain.problems import errors, format_report
 from omnitrain.runlog import get_logger, run_step
 from omnitrain.validation import Settings, check_pair
-
-# A temporary folder made on another host and older than this was left by a killed job (one image
-# never takes this long); on this host, a temporary folder whose process is gone is removed at once.
-STALE_SECONDS = 24 * 3600
-HOST = socket.gethostname().replace("-", "_")
-UMASK = os.umask(0)
-os.umask(UMASK)
 
 
 def image_of(array):
@@ -178,54 +167,12 @@ def write_table(path, rows) -> None:
     Path(path).write_text("source\tversion\n" + "".join(f"{r['source']}\t{r['version']}\n" for r in rows))
 
 
-def left_by_a_dead_job(tmp: Path) -> bool:
-    """A temporary folder whose job is gone: made on this host by a process that no longer runs
-    (a killed job; its name holds host and process id), or older than a day (made anywhere, which also
-    covers a process id reused since). Hosts must have distinct names: containers that share one
-    name and a results folder, in separate process namespaces, would see each other's jobs as dead."""
-    age = time.time() - tmp.stat().st_mtime
-    if age > STALE_SECONDS:
-        return True
-    host, _, rest = tmp.name.rpartition(".tmp-")[2].partition("-")
-    pid = rest.partition("-")[0]
-    if host != HOST or not pid.isdigit():  # made on another host: only its age tells
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
-        return False
-    return False
-
-
 def make(item, folder, log) -> bool:
-    """Prepares one image into a fresh temporary folder, then renames it ``folder``.
-
-    The temporary name is unique (several runs, or cluster nodes, may make the same version at once):
-    only complete folders are ever renamed into place, and a run deletes no temporary folder but its
-    own, and those left by killed jobs more than a day ago. Returns False when another run made the
-    same version first (its folder is complete, and is reused).
-    """
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    for stale in folder.parent.glob(f".{folder.name}.tmp-*"):
-        if left_by_a_dead_job(stale):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-{HOST}-{os.getpid()}-", dir=folder.parent))
-    tmp.chmod(0o777 & ~UMASK)  # mkdtemp makes it private; the folder is as shared as any other output
-    try:
-        prepare(item, tmp, folder, log)
-        os.rename(tmp, folder)
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if folder.is_dir():
-            log.info(f"{item['source']}: {folder} was made by another run meanwhile: reused")
-            return False
-        raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return True
+    """Prepares one image into its folder (omnitrain/folders.py): False when another run made it first."""
+    made = make_folder(folder, lambda tmp: prepare(item, tmp, folder, log))
+    if not made:
+        log.info(f"{item['source']}: {folder} was made by another run meanwhile: reused")
+    return made
 
 
 def main(sm) -> None:

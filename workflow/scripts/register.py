@@ -10,6 +10,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 import pandas as pd
 
+from omnitrain.drafts import origins, read_drafts
 from omnitrain.hashing import SCRIPTS, code_digest, version_id
 from omnitrain.manifest import files_of, run_info, write_json
 from omnitrain.registry import changes_markdown, compare, data_hash, file_table, load_records
@@ -95,6 +96,8 @@ def main(sm) -> None:
             "training_objects": stats["cells"],
         },
         "files": files,
+        # pairs whose image was drafted by `snakemake segment`: by which version, and edited or not
+        "from_drafts": origins(sources, read_drafts(results)),
         "params": p.settings,
         "params_digest": version_id(p.settings),
         "code": code_digest(*sorted(f.name for f in SCRIPTS.glob("*.py"))),
@@ -118,7 +121,12 @@ def main(sm) -> None:
     change = compare(parent, record) if parent else None
     record["change"] = change
     write_json(sm.output.changes_json, change)
-    Path(sm.output.changes).write_text(changes_markdown(change, p.version))
+    Path(sm.output.changes).write_text(changes_markdown(change, p.version, record["from_drafts"]))
+    for d in record["from_drafts"]:
+        if not d["edited"]:
+            log.warning(
+                f"{d['label']} is version {d['model_version']}'s draft, unedited (see {sm.output.changes})"
+            )
     # Links to the version's parts: <results>/versions/<id>/model/... (relative, so results can move).
     for name, target in p.links.items():
         link = out / name

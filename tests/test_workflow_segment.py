@@ -1,0 +1,161 @@
+"""The annotation loop through snakemake: a registered version segments new images into drafts; one draft
+is corrected, all are moved into the training folder, and the next version's change record traces them
+back (which version drew them, which were added unedited). Starts from the demo model trained once per
+session (conftest.py, demo_trained), whose held-out AP@0.5 tests/test_quality.py checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import tifffile
+from conftest import run_snakemake
+
+from omnitrain.demo import NEW_SPECS, make_image, write_unlabelled
+from omnitrain.imageio import write_tiff
+
+pytestmark = [pytest.mark.workflow, pytest.mark.quality]
+metrics = pytest.importorskip("cellpose_omni.metrics")
+
+FIRST = ["new_colony_01", "new_colony_02", "new_colony_03"]
+ADDED = "new_sparse_01"
+assert sorted(FIRST + [ADDED]) == sorted(NEW_SPECS)
+
+
+def segment(work, config, **extra):
+    return run_snakemake(work, {**config, "segment_dir": "new", **extra}, "segment")
+
+
+def latest_set(work):
+    return (work / "results/segmentations/latest").resolve()
+
+
+def mask_files(work):
+    """{per-image folder: mtime of its masks} of every image segmented so far."""
+    return {
+        p.parent: p.stat().st_mtime_ns
+        for p in (work / "results/segmentations").glob("*/images/*/*/*_cp_masks.tif")
+    }
+
+
+@pytest.fixture(scope="module")
+def segmented(demo_trained):
+    work, config, v1 = demo_trained
+    write_unlabelled(work / "new", names=FIRST)
+    run = segment(work, config)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, config, v1
+
+
+def test_the_latest_version_segments_new_images_as_it_was_scored(segmented):
+    work, _, v1 = segmented
+    folder = latest_set(work)
+    assert folder.parent.parent == work / "results/segmentations" / v1  # keyed by the version
+    table = pd.read_csv(folder / "segmentation.tsv", sep="\t")
+    assert list(table["image"]) == [f"{n}.tif" for n in FIRST]
+    for name in FIRST:
+        masks = tifffile.imread(folder / "masks" / f"{name}_cp_masks.tif")
+        assert (folder / "masks" / f"{name}_outlines.png").is_file()
+        assert (folder / "masks" / f"{name}_overlay.png").is_file()
+        ap = metrics.average_precision(
+            [make_image(name)[1].astype(np.int32)], [masks.astype(np.int32)], [0.5]
+        )[0]
+        assert ap[0, 0] >= 0.5, f"{name}: AP@0.5 {ap[0, 0]:.2f} against its true labels"
+        row = table.set_index("image").loc[f"{name}.tif"]
+        assert (
+            row["objects"] == masks.max() > 10 and row["median_diameter"] > 3 and row["mean_flow_error"] >= 0
+        )
+    review = pd.read_csv(folder / "review.tsv", sep="\t")
+    errors = table.set_index("image")["mean_flow_error"]
+    assert list(review["image"]) == list(errors.sort_values(ascending=False).index)  # worst first
+
+
+def test_drafts_are_the_images_and_their_masks_named_as_labels(segmented):
+    work, _, v1 = segmented
+    folder = latest_set(work)
+    drafts = pd.read_csv(folder / "drafts.tsv", sep="\t")
+    assert set(drafts["model_version"]) == {v1} and len(drafts) == len(FIRST)
+    for name in FIRST:
+        assert (folder / "drafts" / f"{name}.tif").read_bytes() == (work / "new" / f"{name}.tif").read_bytes()
+        draft = tifffile.imread(folder / "drafts" / f"{name}_masks.tif")
+        assert np.array_equal(draft, tifffile.imread(folder / "masks" / f"{name}_cp_masks.tif"))
+
+
+@pytest.fixture(scope="module")
+def one_more(segmented):
+    work, config, v1 = segmented
+    before = mask_files(work)
+    write_unlabelled(work / "new", names=[ADDED])
+    run = segment(work, config)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, config, v1, before, run
+
+
+def test_one_new_image_is_the_only_one_segmented_again(one_more):
+    work, _, _, before, run = one_more
+    after = mask_files(work)
+    assert len(after) == len(before) + 1 and all(after[k] == v for k, v in before.items())
+    assert "1 segmented, 3 reused" in run.stderr
+    table = pd.read_csv(latest_set(work) / "segmentation.tsv", sep="\t")
+    assert sorted(table["image"]) == sorted(f"{n}.tif" for n in FIRST + [ADDED])
+
+
+@pytest.fixture(scope="module")
+def version2(one_more):
+    """Correct one draft (its true labels), save another under other label numbers (as a viewer may),
+    leave the rest, move them all into the training folder, and run the pipeline again."""
+    work, config, v1, _, _ = one_more
+    drafts = latest_set(work) / "drafts"
+    write_tiff(drafts / "new_colony_01_masks.tif", make_image("new_colony_01")[1])
+    resaved = tifffile.imread(drafts / "new_colony_02_masks.tif").astype(np.uint32)
+    resaved[resaved > 0] = resaved.max() + 1 - resaved[resaved > 0]
+    write_tiff(drafts / "new_colony_02_masks.tif", resaved)
+    for path in drafts.glob("*.tif"):
+        shutil.move(path, work / "demo" / path.name)
+    # Two epochs: version 2 is about what its change record says, not its score (that takes minutes).
+    run = run_snakemake(work, {**config, "n_epochs": 2})
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, config, v1, run
+
+
+def test_the_next_version_names_the_drafted_pairs_and_flags_the_unedited(version2):
+    work, _, v1, run = version2
+    v2 = (work / "results/latest.txt").read_text().strip()
+    assert v2 != v1
+    record = json.loads((work / "results/versions" / v2 / "record.json").read_text())
+    change = record["change"]
+    assert change["from"] == v1
+    added = {f"{n}{s}.tif" for n in FIRST + [ADDED] for s in ("", "_masks")}
+    assert added <= set(change["files"]["added"])
+    traced = {d["image"]: d for d in change["from_drafts"]}
+    assert set(traced) == {f"{n}.tif" for n in FIRST + [ADDED]}
+    assert {d["model_version"] for d in traced.values()} == {v1}
+    assert {n for n, d in traced.items() if d["edited"]} == {"new_colony_01.tif"}  # resaved is not edited
+    text = (work / "results/versions" / v2 / "changes.md").read_text()
+    assert "new_colony_01.tif + new_colony_01_masks.tif" in text and text.count("UNEDITED") == 3
+    registry = pd.read_csv(work / "results/registry.tsv", sep="\t").set_index("version")
+    assert "4 from drafts (3 UNEDITED)" in registry.loc[v2, "changes"]
+    # said at the start too, for the drafts whose bytes are unchanged
+    for name in (ADDED, "new_colony_03"):
+        assert f"{name}_masks.tif is a draft added unedited" in run.stderr
+
+
+def test_images_already_in_the_training_folder_get_no_draft(version2):
+    work, config, _, _ = version2
+    run = segment(work, config)
+    assert run.returncode == 0, run.stderr[-4000:]
+    folder = latest_set(work)
+    table = pd.read_csv(folder / "segmentation.tsv", sep="\t")
+    assert table["in_training"].all() and not list((folder / "drafts").glob("*.tif"))
+    assert pd.read_csv(folder / "drafts.tsv", sep="\t").empty
+
+
+def test_segment_without_a_folder_or_with_an_unknown_version_says_what_to_do(segmented):
+    work, config, _ = segmented
+    run = run_snakemake(work, config, "-n", "segment")
+    assert run.returncode != 0 and "segment_dir is not set" in run.stderr and "Traceback" not in run.stderr
+    run = segment(work, config, segment_model="fedcba")
+    assert run.returncode != 0 and "segment_model: 'fedcba' matches no registered version" in run.stderr
