@@ -72,7 +72,10 @@ def resolve_model(results: str | Path, name: str) -> dict:
         if not latest.is_file():
             raise SegmentError(f"segment_model: latest, but {latest} does not exist: run snakemake first")
         name = latest.read_text().strip()
-        return next(r for r in records if r["version"] == name)
+        named = [r for r in records if r["version"] == name]
+        if not named:
+            raise SegmentError(f"{latest} names version {name}, whose record is gone: run snakemake again")
+        return named[0]
     of_experiment = [r for r in records if r.get("experiment", "base") == name and not r.get("fold")]
     if of_experiment:
         return of_experiment[-1]

@@ -11,7 +11,7 @@ import tifffile
 from scipy import ndimage as ndi
 from skimage.measure import label
 
-from omnitrain.demo import DEMO3D_SPECS, DEMO_SPECS, main, write_demo, write_demo3d
+from omnitrain.demo import DEMO3D_SPECS, DEMO_SPECS, NEW_SPECS, main, make_image, write_demo, write_demo3d
 from omnitrain.tiling import tile_edges
 
 
@@ -131,3 +131,14 @@ def test_the_cli_writes_the_3d_set_with_dim_3(tmp_path, capsys, demo3d):
     assert set(stats) == set(DEMO3D_SPECS)
     assert all(len(s["shape"]) == 3 for s in stats.values())
     assert digest(tmp_path) == digest(demo3d)
+
+
+def test_new_images_to_segment_come_without_labels_and_differ_from_the_training_set(tmp_path, capsys):
+    main([str(tmp_path / "new"), "--unlabelled"])
+    files = sorted(p.name for p in (tmp_path / "new").iterdir())
+    assert files == sorted(f"{n}.tif" for n in NEW_SPECS)
+    assert set(json.loads(capsys.readouterr().out)) == set(NEW_SPECS)
+    for name in NEW_SPECS:
+        image, labels = make_image(name)
+        assert np.array_equal(tifffile.imread(tmp_path / "new" / f"{name}.tif"), image)
+        assert labels.max() >= 9 and name not in DEMO_SPECS

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 
+import imageio.v3 as iio
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
 from conftest import one, run_snakemake
 
-from omnitrain.demo import write_demo3d
+from omnitrain.demo import make_volume, write_demo3d
 from omnitrain.imageio import read_array
 
 pytestmark = pytest.mark.workflow
@@ -112,6 +113,25 @@ def test_the_report_of_a_3d_run(trained):
     assert run.returncode == 0, run.stderr[-2000:]
     html = (work / "report.html").read_text(errors="replace")
     assert "overlays.png" in html and "preview.png" in html and "_dim_3_" in html
+
+
+def test_a_3d_version_segments_new_volumes_and_refuses_a_2d_image(trained):
+    work, _ = trained
+    image, _ = make_volume("cluster_mixed_01")
+    (work / "new3d").mkdir()
+    tifffile.imwrite(work / "new3d/volume.tif", image)
+    run = run_snakemake(work, {**CONFIG, "segment_dir": "new3d"}, "segment")
+    assert run.returncode == 0, run.stderr[-4000:]
+    folder = (work / "results/segmentations/latest").resolve()
+    masks = tifffile.imread(folder / "masks/volume_cp_masks.tif")
+    assert masks.shape == image.shape  # the volume segmented whole
+    assert tifffile.imread(folder / "drafts/volume_masks.tif").shape == image.shape
+    outlines = iio.imread(folder / "masks/volume_outlines.png")
+    assert outlines.shape[0] == image.shape[1] and outlines.shape[1] > 2 * image.shape[2]  # planes
+    tifffile.imwrite(work / "new3d/flat.tif", image[10])
+    run = run_snakemake(work, {**CONFIG, "segment_dir": "new3d"}, "segment")
+    assert run.returncode != 0 and "new3d/flat.tif: image has 2 axes" in run.stderr
+    assert "Traceback" not in run.stderr.split("These images cannot be segmented")[-1]
 
 
 def test_a_2d_image_or_a_2d_model_is_refused_in_a_3d_run(tmp_path):

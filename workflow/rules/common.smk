@@ -418,3 +418,163 @@ def final_targets():
     if len(RUNS) > 1:
         targets |= {rules.leaderboard.output.table, rules.leaderboard.output.plot}
     return sorted(targets)
+
+
+# ---- Using a model: `snakemake segment` (workflow/rules/segment.smk) -------------------------------------
+from natsort import natsorted
+
+from omnitrain.discovery import _base_of
+from omnitrain.drafts import read_drafts, unedited_by_hash
+from omnitrain.hashing import code_digest
+from omnitrain.segmentation import (
+    BATCH_TABLE as SEGMENT_BATCH_TABLE,
+    IMAGE_FOLDER as SEGMENT_IMAGE_FOLDER,
+    LATEST as SEGMENT_LATEST,
+    SET_FOLDER as SEGMENT_SET_FOLDER,
+    SegmentError,
+    image_key,
+    model_files as segment_model_files,
+    model_settings,
+    resolve_model,
+    results_of_set_file,
+    set_id,
+)
+from omnitrain.sources import source_id
+
+# A training label that is still a draft's bytes: said at start, before a training on it (the registered
+# version's change record says it again, also for drafts saved unchanged under other label numbers).
+_DRAFTS = read_drafts(RESULTS)
+if _DRAFTS:
+    _labels = {
+        str(p.label): INPUT_FILES[str(p.label)]
+        for found in (INPUTS, TEST_INPUTS)
+        if found is not None
+        for p in found.pairs
+    }
+    for _label in unedited_by_hash(_labels, _DRAFTS):
+        logger.warning(
+            f"Note: {_label} is a draft added unedited (the model's own masks): correct it, or training"
+            " teaches the model its own mistakes"
+        )
+
+
+def _segment_plan():
+    """What `snakemake segment` does: the version, its settings and files, the images, batches and set."""
+    if not config["segment_dir"]:
+        raise SegmentError(
+            "segment_dir is not set: name the folder of images to segment, e.g."
+            " snakemake segment --config segment_dir=new_images"
+        )
+    root = Path(config["segment_dir"])
+    if not root.is_dir():
+        raise SegmentError(f"segment_dir '{root}' is not a folder (relative paths start at {Path.cwd()})")
+    found = find_pairs(root)
+    images = natsorted(found.unlabeled + [p.image for p in found.pairs], key=str)
+    if not images:
+        raise SegmentError(
+            f"segment_dir '{root}' holds no image (.tif, .tiff, .png, .jpg, .jpeg ending in img_filter"
+            f" '{config['img_filter']}'; subfolders only with look_one_level_down)"
+        )
+    if found.duplicate_bases:
+        names = "; ".join(", ".join(map(str, group)) for group in found.duplicate_bases)
+        raise SegmentError(f"two images with one base name would get one label name: {names}: rename one")
+    record = resolve_model(RESULTS, str(config["segment_model"]))
+    version = record["version"]
+    settings = model_settings(record)
+    files = segment_model_files(record)
+    missing = [f for f in files.values() if f and not Path(f).is_file()]
+    if missing:
+        raise SegmentError(
+            f"version {version}'s files are gone ({', '.join(missing)}): removed by hand? Name another"
+            f" version with segment_model (see {RESULTS}/registry.tsv)"
+        )
+    code, env = code_digest("segment_images.py"), ENVS["omnipose"]
+    in_training = set(INPUT_FILES.values())
+    items = {}
+    for path in images:
+        base = _base_of(path, config["img_filter"])
+        rel = path.parent.relative_to(root)
+        name = base if str(rel) == "." else f"{rel.as_posix()}/{base}"
+        sha = HASHES.sha256(path)
+        key = image_key(version, settings, sha, path.name, code, env)
+        sid = source_id(name)
+        items[sid] = {
+            "source": sid,
+            "name": name,
+            "name_with_extension": path.relative_to(root).as_posix(),
+            "base": base,
+            "image": str(path),
+            "sha256": sha,
+            "key": key,
+            "model_version": version,
+            "in_training": sha in in_training,
+            "folder": f"{RESULTS}/{SEGMENT_IMAGE_FOLDER.format(model=version, source=sid, key=key)}",
+        }
+    HASHES.save()
+    drafts = {
+        "on": config["segment_drafts"],
+        "mask_filter": config["mask_filter"],
+        "in_training": sorted(s for s, i in items.items() if i["in_training"]),
+    }
+    pairs = [[s, i["key"]] for s, i in items.items()]
+    batches = batch_ids(list(items), {s: i["key"] for s, i in items.items()})
+    return {
+        "version": version,
+        "settings": settings,
+        "files": files,
+        "items": items,
+        "batches": batches,
+        "drafts": drafts,
+        "set": set_id(version, pairs, drafts, code_digest("segment_set.py"), ENVS["preprocess"]),
+    }
+
+
+try:
+    SEGMENT = _segment_plan()
+    SEGMENT_REFUSAL = ""
+except SegmentError as exc:  # said only when a segment target is asked for
+    SEGMENT, SEGMENT_REFUSAL = None, str(exc)
+# Asked for on the command line (`snakemake segment`): refused at once, in one message as a config problem is.
+# Snakemake reads the Snakefile before it hands the targets over, hence its command line; the input
+# functions below say it too (with Snakemake's traceback), for the API or a segment file asked for by path.
+if SEGMENT is None and "segment" in sys.argv[1:]:
+    raise WorkflowError(SEGMENT_REFUSAL)
+
+
+def segment_plan(wildcards=None):
+    """The plan, for the segment rules' inputs and params; with wildcards, only for this plan's version
+    and batches (another one means segment_dir or segment_model changed while this run was going on)."""
+    if SEGMENT is None:
+        raise WorkflowError(SEGMENT_REFUSAL)
+    model, batch = getattr(wildcards, "segmodel", None), getattr(wildcards, "segbatch", None)
+    segset = getattr(wildcards, "segset", None)
+    if (
+        (model and model != SEGMENT["version"])
+        or (batch and batch not in SEGMENT["batches"])
+        or (segset and segset != SEGMENT["set"])
+    ):
+        raise WorkflowError(
+            f"segmentations/{model} (batch {batch}) is not what segment_dir and segment_model give now:"
+            " were they changed while this run was going on? Run snakemake segment again"
+        )
+    return SEGMENT
+
+
+def segment_set_folder(plan):
+    return f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model=plan['version'], set=plan['set'])}"
+
+
+def segment_targets(wildcards):
+    plan = segment_plan()
+    return [f"{segment_set_folder(plan)}/segmentation.tsv", f"{RESULTS}/{SEGMENT_LATEST}"]
+
+
+def segment_batch_inputs(wildcards):
+    plan = segment_plan(wildcards)
+    return [ancient(plan["items"][s]["image"]) for s in plan["batches"][wildcards.segbatch]]
+
+
+def segment_batch_tables(wildcards):
+    plan = segment_plan(wildcards)
+    table = f"{RESULTS}/{SEGMENT_BATCH_TABLE}"
+    return [table.format(model=plan["version"], batch=b) for b in plan["batches"]]

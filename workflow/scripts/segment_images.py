@@ -86,13 +86,13 @@ def main(sm) -> None:
         import torch
 
         route_omnipose(sm.log[0])
-        card = json.loads(Path(sm.input.card).read_text())
+        files = sm.params.files
+        card = json.loads(Path(files["card"]).read_text())
         gpu, device = resolve_device(sm.params.use_gpu)
         torch.set_num_threads(sm.threads)
-        model = load_trained_model(sm.input.model, card, gpu)
-        size_model = getattr(sm.input, "size_model", None)
-        size = sizemodel.load(size_model) if size_model else None
-        log.info(f"segmenting {len(todo)} image(s) on {device} with {sm.input.model}")
+        model = load_trained_model(files["model"], card, gpu)
+        size = sizemodel.load(files["size_model"]) if files["size_model"] else None
+        log.info(f"segmenting {len(todo)} image(s) on {device} with {files['model']}")
         for item in todo:
             stats = {}
 
