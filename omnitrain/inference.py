@@ -48,8 +48,9 @@ def flow_errors(masks: np.ndarray, flows) -> np.ndarray:
     return np.asarray(errors, dtype=np.float64)
 
 
-def median_diameter(masks: np.ndarray) -> float:
-    """The objects' median diameter as Omnipose measures it for diam_mean (0 without objects)."""
+def diameter(masks: np.ndarray) -> float:
+    """The objects' diameter as Omnipose measures it for diam_mean (``omnipose.core.diameters``: from the
+    mean of the distance field inside the objects, one number per image; 0 without objects)."""
     from omnipose.core import diameters
 
     return float(diameters(masks)) if masks.max() else 0.0

@@ -193,19 +193,46 @@ def load_records(results: str | Path) -> list[dict]:
     return sorted(records, key=lambda r: (r["created"], r["version"]))
 
 
-def find_record(results: str | Path, version: str) -> dict:
+class UnknownVersion(LookupError):
+    """A name that names no registered version (the message says what is registered)."""
+
+
+def resolve(results: str | Path, name: str, experiments: bool = False) -> dict:
+    """The record ``name`` names: "latest" (the one latest.txt names), a version id or a unique prefix of
+    one, and with ``experiments`` also an experiment's name (its latest version without a fold)."""
+    results = Path(results)
     records = load_records(results)
-    if version == "latest":
-        latest = Path(results) / "latest.txt"
+    if not records:
+        raise UnknownVersion(f"no version is registered in {results}: run snakemake first to train one")
+    if name == "latest":
+        latest = results / "latest.txt"
         if not latest.is_file():
-            raise SystemExit(f"{latest} does not exist: no version registered yet")
-        version = latest.read_text().strip()
-    matches = [r for r in records if r["version"].startswith(version)]
+            raise UnknownVersion(f"{latest} does not exist: run snakemake first")
+        named = [r for r in records if r["version"] == latest.read_text().strip()]
+        if not named:
+            raise UnknownVersion(f"{latest} names a version whose record is gone: run snakemake again")
+        return named[0]
+    of_experiment = [r for r in records if r.get("experiment", "base") == name and not r.get("fold")]
+    if experiments and of_experiment:
+        return of_experiment[-1]
+    matches = [r for r in records if r["version"].startswith(name)]
     if len(matches) != 1:
-        known = ", ".join(r["version"] for r in records) or "none"
-        what = "no" if not matches else "more than one"
-        raise SystemExit(f"{what} registered version matches {version!r} in {results} (known: {known})")
+        what = "no registered version" if not matches else "more than one registered version"
+        known = ", ".join(r["version"] for r in records[-5:])
+        names = sorted({r.get("experiment", "base") for r in records})
+        also = f" an experiment ({', '.join(names)})," if experiments else ""
+        raise UnknownVersion(
+            f"{name!r} matches {what} in {results}: give latest,{also} or a version id (the newest: {known};"
+            f" all: {results}/registry.tsv)"
+        )
     return matches[0]
+
+
+def find_record(results: str | Path, version: str) -> dict:
+    try:
+        return resolve(results, version)
+    except UnknownVersion as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def registry_row(record: dict) -> dict:

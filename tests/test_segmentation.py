@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from conftest import cells
 
+from omnitrain import segment_image as segimg
 from omnitrain import segmentation as seg
 from omnitrain.segmentation import SegmentError
 
@@ -100,30 +101,45 @@ def test_keys_change_with_the_image_the_version_and_the_code():
 
 def test_an_rgb_image_gets_the_training_channel_selection():
     rgb = np.random.default_rng(0).integers(0, 255, (32, 40, 3)).astype(np.uint8)
-    grey = seg.prepare_image(rgb, CHANNELS)
+    grey = segimg.prepare_image(rgb, CHANNELS)
     assert grey.shape == (32, 40) and np.allclose(grey, rgb.mean(axis=-1))
     two = CHANNELS | {"nchan": 2, "chan": 2, "chan2": 3}
-    pair = seg.prepare_image(rgb, two)
+    pair = segimg.prepare_image(rgb, two)
     assert pair.shape == (2, 32, 40) and (pair[0] == rgb[..., 1]).all() and (pair[1] == rgb[..., 2]).all()
 
 
+def problems_of(image, channels):
+    return [(p.code, p.what) for p in segimg.image_problems(image, "x.tif", channels)]
+
+
 def test_images_that_do_not_fit_the_settings_are_named_with_the_reason():
-    assert seg.image_problem(np.zeros((8, 8)), CHANNELS) is None
-    assert "axes" in seg.image_problem(np.zeros((2, 3, 8, 8)), CHANNELS)
+    rgb = np.random.default_rng(0).random((8, 8, 3))
+    assert problems_of(rgb, CHANNELS) == [] and problems_of(rgb[..., 0], CHANNELS) == []
+    assert problems_of(np.zeros((2, 3, 8, 8)), CHANNELS)[0][0] == "image-axes"
     grey_asks_blue = CHANNELS | {"chan": 3}
-    assert "asks for channel index 2" in seg.image_problem(np.zeros((8, 8, 2)), grey_asks_blue)
+    assert "asks for channel index 2" in problems_of(np.random.rand(8, 8, 2), grey_asks_blue)[0][1]
+    assert problems_of(np.full((8, 8), np.nan), CHANNELS)[0][0] == "non-finite-image"  # validation's checks
+
+
+def test_a_channel_axis_only_a_label_could_tell_is_refused_unless_given():
+    zcyx = np.random.default_rng(1).random((20, 2, 16, 16))
+    volumes = CHANNELS | {"dim": 3, "nchan": 2, "chan": 1, "chan2": 2}
+    (code, message), *_ = problems_of(zcyx, volumes)
+    assert code == "channel-axis" and "(20, 2, 16, 16)" in message  # the guess would take z for channels
+    assert problems_of(zcyx, volumes | {"channel_axis": 1}) == []
+    assert segimg.prepare_image(zcyx, volumes | {"channel_axis": 1}).shape == (2, 20, 16, 16)
 
 
 def test_outlines_are_red_on_the_objects_edges_only():
     masks = cells((48, 48), n=3, size=8)
     image = np.random.default_rng(1).random((48, 48))
-    pic = seg.outlines_picture(image, masks)
+    pic = segimg.outlines_picture(image, masks)
     assert pic.shape == (48, 48, 3) and pic.dtype == np.uint8
     red = (pic[..., 0] == 255) & (pic[..., 1] == 38)
     from skimage.segmentation import find_boundaries
 
     assert (red == find_boundaries(masks, mode="inner")).all()
-    overlay = seg.overlay_picture(image, masks)
+    overlay = segimg.overlay_picture(image, masks)
     assert overlay.shape == (48, 48, 3)
     assert not np.array_equal(overlay[masks > 0], pic[masks > 0])  # the objects are filled
 
@@ -131,7 +147,7 @@ def test_outlines_are_red_on_the_objects_edges_only():
 def test_a_volume_is_drawn_as_planes_side_by_side():
     masks = np.zeros((8, 16, 16), np.uint16)
     masks[2:6, 4:10, 4:10] = 1
-    pic = seg.outlines_picture(np.random.default_rng(2).random((8, 16, 16)), masks)
+    pic = segimg.outlines_picture(np.random.default_rng(2).random((8, 16, 16)), masks)
     assert pic.shape[0] == 16 and pic.shape[1] > 16 and pic.shape[2] == 3
 
 
@@ -143,7 +159,7 @@ def test_images_without_objects_come_first_then_the_highest_flow_error():
         {"image": "d", "objects": 2, "mean_flow_error": 0.1},
     ]
     for row in rows:
-        row |= {"median_diameter": 10.0, "draft": "", "in_training": False}
+        row |= {"diameter": 10.0, "draft": "", "in_training": False}
     ranked = seg.review_order(rows)
     assert [r["image"] for r in ranked] == ["b", "c", "d", "a"]
     assert ranked[0]["why"] == "no object found" and ranked[0]["rank"] == 1
@@ -157,7 +173,7 @@ def test_the_results_folder_is_found_from_a_sets_file():
 
 def test_the_flow_error_is_low_for_masks_that_explain_the_flows():
     core = pytest.importorskip("omnipose.core")
-    from omnitrain.inference import flow_errors, median_diameter
+    from omnitrain.inference import diameter, flow_errors
 
     masks = cells((64, 64), n=4, size=12)
     flows = core.masks_to_flows(masks.astype(np.int32), omni=True, use_gpu=False)[-1]
@@ -167,5 +183,5 @@ def test_the_flow_error_is_low_for_masks_that_explain_the_flows():
     bad = flow_errors(shifted, [None, flows])
     assert len(good) == masks.max() and good.max() < 1e-6 < bad.mean()
     assert flow_errors(np.zeros_like(masks), [None, flows]).size == 0
-    assert median_diameter(masks) == pytest.approx(float(core.diameters(masks)))
-    assert median_diameter(np.zeros_like(masks)) == 0.0
+    assert diameter(masks) == pytest.approx(float(core.diameters(masks)))
+    assert diameter(np.zeros_like(masks)) == 0.0

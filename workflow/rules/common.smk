@@ -481,6 +481,8 @@ def _segment_plan():
     record = resolve_model(RESULTS, str(config["segment_model"]))
     version = record["version"]
     settings = model_settings(record)
+    if config["channel_axis"] is not None:  # where the new images keep their channels: the config says
+        settings["channels"] = {**settings["channels"], "channel_axis": config["channel_axis"]}
     files = segment_model_files(record)
     missing = [f for f in files.values() if f and not Path(f).is_file()]
     if missing:
@@ -554,8 +556,9 @@ def segment_plan(wildcards=None):
         or (segset and segset != SEGMENT["set"])
     ):
         raise WorkflowError(
-            f"segmentations/{model} (batch {batch}) is not what segment_dir and segment_model give now:"
-            " were they changed while this run was going on? Run snakemake segment again"
+            f"segmentations/{model} ({'batch ' + batch if batch else 'set ' + str(segset)}) is not what"
+            " segment_dir and segment_model give now: were they changed while this run was going on?"
+            " Run snakemake segment again"
         )
     return SEGMENT
 

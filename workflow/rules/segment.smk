@@ -8,6 +8,12 @@ localrules:
     segment_latest,
 
 
+wildcard_constraints:
+    segmodel="[0-9a-f]{12}",
+    segbatch="[0-9a-f]{12}",
+    segset="[0-9a-f]{12}",
+
+
 rule segment_images:
     input:
         images=segment_batch_inputs,
@@ -40,7 +46,7 @@ rule segment_set:
         review=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/review.tsv",
         drafts_table=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/drafts.tsv",
         masks=directory(f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/masks"),
-        drafts=directory(f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/drafts"),
+        # drafts/ beside them is no declared output: a rerun in place must not delete corrections made in it
     log:
         f"{LOGS}/segment_set/{{segmodel}}_{{segset}}.log",
     conda:

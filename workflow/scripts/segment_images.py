@@ -1,7 +1,7 @@
 """Rule segment_images: segment a batch of new images with a registered version, each into its own folder.
 
 Per image: ``<stem>_cp_masks.tif`` (Omnipose's name), ``<stem>_outlines.png``, ``<stem>_overlay.png`` and
-``segmentation.json`` (objects, median diameter, Omnipose's flow error, seconds). A folder that exists
+``segmentation.json`` (objects, diameter, Omnipose's flow error, seconds). A folder that exists
 (same image, version, settings and code) is reused, so a rerun segments only new or changed images; a
 new folder is written under a temporary name and renamed when complete (omnitrain/folders.py).
 """
@@ -18,11 +18,12 @@ import imageio.v3 as iio
 from omnitrain import sizemodel
 from omnitrain.folders import make_folder
 from omnitrain.imageio import ReadError, read_array, write_tiff
-from omnitrain.inference import flow_errors, median_diameter, segment_array
+from omnitrain.inference import diameter, flow_errors, segment_array
 from omnitrain.labels import label_dtype
 from omnitrain.manifest import write_json
+from omnitrain.problems import error, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
-from omnitrain.segmentation import image_problem, outlines_picture, overlay_picture, prepare_image
+from omnitrain.segment_image import image_problems, outlines_picture, overlay_picture, prepare_image
 from omnitrain.training import load_trained_model, resolve_device
 
 
@@ -32,16 +33,12 @@ def check(items, channels) -> None:
     found = []
     for item in items:
         try:
-            why = image_problem(read_array(item["image"]), channels)
+            found += image_problems(read_array(item["image"]), item["image"], channels)
         except ReadError as exc:
-            why = f"cannot be read ({exc})"
-        if why:
-            found.append(f"- {item['image']}: {why}")
+            found.append(error(item["image"], "unreadable", f"cannot be read ({exc})", "re-export the image"))
     if found:
-        sys.stderr.write(
-            "These images cannot be segmented with this version's channel settings (dim, channel_axis,"
-            " chan/chan2, channels.select); fix or remove them from segment_dir:\n" + "\n".join(found) + "\n"
-        )
+        title = "These images cannot be segmented with the version's channel settings"
+        sys.stderr.write(format_report(found, title) + "\n")
         sys.exit(1)
 
 
@@ -63,7 +60,7 @@ def segment(item, model, card, settings, size, device, out: Path) -> dict:
         "masks": f"{stem}_cp_masks.tif",
         "shape": list(masks.shape),
         "objects": int(masks.max()),
-        "median_diameter": median_diameter(masks),
+        "diameter": diameter(masks),
         "mean_flow_error": float(errors.mean()) if len(errors) else float("nan"),
         "max_flow_error": float(errors.max()) if len(errors) else float("nan"),
         "rescale": rescale,
@@ -102,8 +99,8 @@ def main(sm) -> None:
             if make_folder(Path(item["folder"]), fill):
                 made += 1
                 log.info(
-                    f"{item['image']}: {stats['objects']} objects, median diameter"
-                    f" {stats['median_diameter']:.1f} px, {stats['seconds']:.1f} s -> {item['folder']}"
+                    f"{item['image']}: {stats['objects']} objects, diameter"
+                    f" {stats['diameter']:.1f} px, {stats['seconds']:.1f} s -> {item['folder']}"
                 )
             else:
                 log.info(f"{item['image']}: {item['folder']} was made by another run meanwhile: reused")

@@ -3,7 +3,8 @@
 ``masks/`` holds every image's masks, outlines and overlay (Omnipose's names, the images' subfolders
 kept); ``drafts/``, with segment_drafts, a copy of each image not yet in the training folders next to
 its masks named as a label (``<base><mask_filter>.tif``), to correct and move into ``dir``;
-``drafts.tsv`` what register needs to trace those pairs back (omnitrain/drafts.py).
+``drafts.tsv`` what register needs to trace those pairs back (omnitrain/drafts.py). ``drafts/`` is made
+once and never rewritten (people correct the drafts in it).
 """
 
 import json
@@ -16,6 +17,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 import pandas as pd
 
 from omnitrain.drafts import write_drafts_table
+from omnitrain.folders import make_folder
 from omnitrain.hashing import sha256
 from omnitrain.runlog import get_logger, run_step
 from omnitrain.segmentation import TABLE_COLUMNS, review_order
@@ -28,14 +30,28 @@ def place(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
 
 
+def write_drafts(drafts_dir: Path, items: list[dict]) -> bool:
+    """The drafts folder, made once (omnitrain/folders.py): it is no declared output, so a rerun of this
+    rule in place never deletes the corrections someone is making in it. False when it existed already."""
+    if drafts_dir.is_dir():
+        return False
+
+    def fill(tmp: Path) -> None:
+        for item in items:
+            place(Path(item["image"]), tmp / item["draft_image"])  # the same bytes: register recognises it
+            place(item["masks_file"], tmp / item["draft"])
+
+    return make_folder(drafts_dir, fill)
+
+
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     p = sm.params
-    masks_dir, drafts_dir = Path(sm.output.masks), Path(sm.output.drafts)
+    masks_dir = Path(sm.output.masks)
+    drafts_dir = Path(sm.output.table).parent / "drafts"
     masks_dir.mkdir(parents=True, exist_ok=True)
-    drafts_dir.mkdir(parents=True, exist_ok=True)
     results = Path(p.results)
-    rows, drafts = [], []
+    rows, drafts, drafted = [], [], []
     for item in p.images:
         folder = Path(item["folder"])
         stats = json.loads((folder / "segmentation.json").read_text())
@@ -45,26 +61,25 @@ def main(sm) -> None:
             place(folder / name, masks_dir / sub / name)
         draft = ""
         if p.drafts and not item["in_training"]:
-            label = sub / f"{item['base']}{p.mask_filter}.tif"
-            image = sub / Path(item["image"]).name
-            place(Path(item["image"]), drafts_dir / image)  # the same bytes: register recognises it
-            place(folder / stats["masks"], drafts_dir / label)
-            draft = label.as_posix()
+            draft = (sub / f"{item['base']}{p.mask_filter}.tif").as_posix()
+            masks = folder / stats["masks"]
+            image = (sub / Path(item["image"]).name).as_posix()
+            drafted.append({**item, "draft": draft, "draft_image": image, "masks_file": masks})
             drafts.append(
                 {
-                    "image": image.as_posix(),
+                    "image": image,
                     "label": draft,
                     "image_sha256": item["sha256"],
-                    "label_sha256": sha256(drafts_dir / label),
+                    "label_sha256": sha256(masks),  # the draft is a copy of it
                     "model_version": p.model_version,
                     "set": p.set,
-                    "masks": (folder / stats["masks"]).relative_to(results).as_posix(),
+                    "masks": masks.relative_to(results).as_posix(),
                 }
             )
         rows.append(
             {
                 "image": item["name_with_extension"],
-                **{k: stats[k] for k in ("objects", "median_diameter", "mean_flow_error", "max_flow_error")},
+                **{k: stats[k] for k in ("objects", "diameter", "mean_flow_error", "max_flow_error")},
                 "rescale": stats["rescale"],
                 "seconds": stats["seconds"],
                 "masks": (sub / stats["masks"]).as_posix(),
@@ -72,14 +87,16 @@ def main(sm) -> None:
                 "draft": draft,
             }
         )
+    made = write_drafts(drafts_dir, drafted) if drafted else False
     pd.DataFrame(rows, columns=TABLE_COLUMNS).to_csv(sm.output.table, sep="\t", index=False)
     review = pd.DataFrame(review_order(rows))
     review.to_csv(sm.output.review, sep="\t", index=False)
     write_drafts_table(sm.output.drafts_table, drafts)
     known = sum(r["in_training"] for r in rows)
+    where = f"{drafts_dir}" + ("" if made or not drafted else " (it existed: left as it is)")
     log.info(
         f"{len(rows)} image(s) segmented by version {p.model_version}: {sm.output.table};"
-        f" {len(drafts)} draft(s) in {drafts_dir}"
+        f" {len(drafts)} draft(s) in {where}"
         + (f" ({known} image(s) already in the training folders get none)" if known and p.drafts else "")
     )
     if len(review):
