@@ -282,6 +282,11 @@ def _read_json(path):
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _read_text(path):
+    path = Path(path)
+    return path.read_text().strip() if path.is_file() else ""
+
+
 # What the report's intro page (workflow/report/workflow.rst) shows; read when `--report` runs.
 _SCORES = _read_json(f"{PRIMARY.dir['evaluation']}/scores.json")
 config["_report"] = {
@@ -451,7 +456,10 @@ if _DRAFTS:
         if found is not None
         for p in found.pairs
     }
-    for _label in unedited_by_hash(_labels, _DRAFTS):
+    # (labels the latest version already trained on were flagged in its change record: not said again)
+    _latest = _read_json(f"{RESULTS}/versions/{_read_text(f'{RESULTS}/latest.txt')}/record.json")
+    _known = {f["sha256"] for f in _latest.get("files", {}).values()}
+    for _label in unedited_by_hash({k: v for k, v in _labels.items() if v not in _known}, _DRAFTS):
         logger.warning(
             f"Note: {_label} is a draft added unedited (the model's own masks): correct it, or training"
             " teaches the model its own mistakes"
@@ -555,8 +563,9 @@ def segment_plan(wildcards=None):
         or (batch and batch not in SEGMENT["batches"])
         or (segset and segset != SEGMENT["set"])
     ):
+        which = f"batch {batch}" if batch else f"set {segset}"
         raise WorkflowError(
-            f"segmentations/{model} ({'batch ' + batch if batch else 'set ' + str(segset)}) is not what"
+            f"segmentations/{model} ({which}) is not what"
             " segment_dir and segment_model give now: were they changed while this run was going on?"
             " Run snakemake segment again"
         )

@@ -38,6 +38,7 @@ rule segment_images:
         "../scripts/segment_images.py"
 
 
+# drafts/ beside the outputs is no declared output: a rerun in place must not delete the corrections in it.
 rule segment_set:
     input:
         tables=segment_batch_tables,
@@ -46,7 +47,6 @@ rule segment_set:
         review=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/review.tsv",
         drafts_table=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/drafts.tsv",
         masks=directory(f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/masks"),
-        # drafts/ beside them is no declared output: a rerun in place must not delete corrections made in it
     log:
         f"{LOGS}/segment_set/{{segmodel}}_{{segset}}.log",
     conda:
