@@ -113,6 +113,12 @@ def version2(one_more):
     resaved = tifffile.imread(drafts / "new_colony_02_masks.tif").astype(np.uint32)
     resaved[resaved > 0] = resaved.max() + 1 - resaved[resaved > 0]
     write_tiff(drafts / "new_colony_02_masks.tif", resaved)
+    corrected = (drafts / "new_colony_01_masks.tif").read_bytes()
+    # A changed parameter (use_gpu) reruns the set's step in place: the corrections are kept
+    run = segment(work, config, use_gpu=False)
+    assert run.returncode == 0, run.stderr[-4000:]
+    assert "segment_set" in run.stderr and "left as it is" in run.stderr
+    assert (drafts / "new_colony_01_masks.tif").read_bytes() == corrected
     for path in drafts.glob("*.tif"):
         shutil.move(path, work / "demo" / path.name)
     # Two epochs: version 2 is about what its change record says, not its score (that takes minutes).
@@ -151,6 +157,7 @@ def test_images_already_in_the_training_folder_get_no_draft(version2):
     table = pd.read_csv(folder / "segmentation.tsv", sep="\t")
     assert table["in_training"].all() and not list((folder / "drafts").glob("*.tif"))
     assert pd.read_csv(folder / "drafts.tsv", sep="\t").empty
+    assert "is a draft added unedited" not in run.stderr  # version 2 trained on them: its record said so
 
 
 def test_segment_without_a_folder_or_with_an_unknown_version_says_what_to_do(segmented):
