@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .hashing import PACKAGE, sha256
@@ -34,7 +35,12 @@ def digest(files: dict[str, str]) -> str:
 
 
 def write_json(path: str | Path, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+    """Write ``data`` as JSON in one step: a job killed mid-write leaves the old file or none, never a cut-off
+    one (the registry reads every record)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+    os.replace(tmp, path)
 
 
 def _plain(value):

@@ -187,14 +187,28 @@ def changes_markdown(change: dict | None, version: str, from_drafts: list[dict] 
     return "\n".join(lines) + "\n"
 
 
+class RegistryProblem(LookupError):
+    """The registry cannot answer (the message says why and what to do)."""
+
+
+class UnknownVersion(RegistryProblem):
+    """A name that names no registered version (the message says what is registered)."""
+
+
 def load_records(results: str | Path) -> list[dict]:
     """Every registered version's record, oldest first."""
-    records = [json.loads(p.read_text()) for p in Path(results).glob("versions/*/record.json")]
+    records = [_read_record(p) for p in Path(results).glob("versions/*/record.json")]
     return sorted(records, key=lambda r: (r["created"], r["version"]))
 
 
-class UnknownVersion(LookupError):
-    """A name that names no registered version (the message says what is registered)."""
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RegistryProblem(
+            f"{path} is not a readable record ({exc}): edited by hand? Delete it and run snakemake again"
+            " (its register step writes it anew)"
+        ) from None
 
 
 def resolve(results: str | Path, name: str, experiments: bool = False) -> dict:
@@ -231,7 +245,7 @@ def resolve(results: str | Path, name: str, experiments: bool = False) -> dict:
 def find_record(results: str | Path, version: str) -> dict:
     try:
         return resolve(results, version)
-    except UnknownVersion as exc:
+    except RegistryProblem as exc:
         raise SystemExit(str(exc)) from None
 
 

@@ -19,7 +19,7 @@ import math
 from pathlib import Path
 
 from .hashing import version_id
-from .registry import UnknownVersion, resolve
+from .registry import RegistryProblem, resolve
 
 #: Below the results folder: one segmented image, by the registered version that segmented it.
 IMAGE_FOLDER = "segmentations/{model}/images/{source}/{key}"
@@ -58,7 +58,7 @@ def resolve_model(results: str | Path, name: str) -> dict:
     experiment's name (its latest version without a fold), or a version id (or a unique prefix)."""
     try:
         return resolve(results, name, experiments=True)
-    except UnknownVersion as exc:
+    except RegistryProblem as exc:
         raise SegmentError(f"segment_model: {exc}") from None
 
 

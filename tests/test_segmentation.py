@@ -9,6 +9,7 @@ from conftest import cells
 
 from omnitrain import segment_image as segimg
 from omnitrain import segmentation as seg
+from omnitrain.manifest import write_json
 from omnitrain.segmentation import SegmentError
 
 CHANNELS = {"dim": 2, "channel_axis": None, "chan": 0, "chan2": 0, "all_channels": False, "nchan": 1}
@@ -68,6 +69,24 @@ def test_a_version_is_named_by_its_id_or_a_unique_prefix(registry):
 def test_an_empty_registry_says_to_train_first(tmp_path):
     with pytest.raises(SegmentError, match="no version is registered.*run snakemake first"):
         seg.resolve_model(tmp_path / "results", "latest")
+
+
+def test_a_record_that_is_not_json_is_named_with_the_fix(registry):
+    broken = registry / "versions" / "aaaa33334444" / "record.json"
+    broken.write_text('{"version": "aaaa3333')  # edited by hand, cut off
+    with pytest.raises(SegmentError, match=r"aaaa33334444/record.json is not a readable record.*Delete it"):
+        seg.resolve_model(registry, "latest")
+
+
+def test_json_is_written_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "record.json"
+    (tmp_path / ".record.json.tmp").write_text("left by a killed job")
+    write_json(path, {"a": np.int64(3)})
+    assert json.loads(path.read_text()) == {"a": 3}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
+    with pytest.raises(TypeError, match="not JSON serialisable"):
+        write_json(path, {"a": object()})
+    assert json.loads(path.read_text()) == {"a": 3}  # the old file is kept when the new one cannot be made
 
 
 def test_the_version_segments_with_its_own_settings_and_scored_model_file(registry):

@@ -168,3 +168,19 @@ def test_segment_without_a_folder_or_with_an_unknown_version_says_what_to_do(seg
     ):
         text = run.stdout + run.stderr
         assert run.returncode != 0 and says in text and "Traceback" not in text
+
+
+def test_a_record_that_cannot_be_read_stops_segment_only(segmented):
+    work, config, v1 = segmented
+    record = work / "results/versions" / v1 / "record.json"
+    kept = record.read_text()
+    record.write_text(kept[:40])  # edited by hand, cut off
+    try:
+        training = run_snakemake(work, {**config, "segment_dir": "new"}, "-n")
+        segmenting = run_snakemake(work, {**config, "segment_dir": "new"}, "-n", "segment")
+    finally:
+        record.write_text(kept)
+    assert training.returncode == 0, training.stderr[-3000:]  # a training run never works out the plan
+    text = segmenting.stdout + segmenting.stderr
+    assert segmenting.returncode != 0 and "Traceback" not in text
+    assert f"{v1}/record.json is not a readable record" in text and "Delete it" in text

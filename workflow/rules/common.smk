@@ -457,7 +457,10 @@ if _DRAFTS:
         for p in found.pairs
     }
     # (labels the latest version already trained on were flagged in its change record: not said again)
-    _latest = _read_json(f"{RESULTS}/versions/{_read_text(f'{RESULTS}/latest.txt')}/record.json")
+    try:
+        _latest = _read_json(f"{RESULTS}/versions/{_read_text(f'{RESULTS}/latest.txt')}/record.json")
+    except ValueError:  # not JSON any more (edited by hand): the registry steps say so, and the fix
+        _latest = {}
     _known = {f["sha256"] for f in _latest.get("files", {}).values()}
     for _label in unedited_by_hash({k: v for k, v in _labels.items() if v not in _known}, _DRAFTS):
         logger.warning(
@@ -539,29 +542,37 @@ def _segment_plan():
     }
 
 
-try:
-    SEGMENT = _segment_plan()
-    SEGMENT_REFUSAL = ""
-except SegmentError as exc:  # said only when a segment target is asked for
-    SEGMENT, SEGMENT_REFUSAL = None, str(exc)
+_SEGMENT = {}  # the plan or its refusal, once worked out: only runs that need it (a training run never does)
+
+
+def _planned():
+    if not _SEGMENT:
+        try:
+            _SEGMENT.update(plan=_segment_plan(), refusal="")
+        except SegmentError as exc:  # said only when a segment target is asked for
+            _SEGMENT.update(plan=None, refusal=str(exc))
+    return _SEGMENT["plan"], _SEGMENT["refusal"]
+
+
 # Asked for on the command line (`snakemake segment`): refused at once, in one message as a config problem is.
 # Snakemake reads the Snakefile before it hands the targets over, hence its command line; the input
 # functions below say it too (with Snakemake's traceback), for the API or a segment file asked for by path.
-if SEGMENT is None and "segment" in sys.argv[1:]:
-    raise WorkflowError(SEGMENT_REFUSAL)
+if "segment" in sys.argv[1:] and _planned()[0] is None:
+    raise WorkflowError(_planned()[1])
 
 
 def segment_plan(wildcards=None):
     """The plan, for the segment rules' inputs and params; with wildcards, only for this plan's version
     and batches (another one means segment_dir or segment_model changed while this run was going on)."""
-    if SEGMENT is None:
-        raise WorkflowError(SEGMENT_REFUSAL)
+    plan, refusal = _planned()
+    if plan is None:
+        raise WorkflowError(refusal)
     model, batch = getattr(wildcards, "segmodel", None), getattr(wildcards, "segbatch", None)
     segset = getattr(wildcards, "segset", None)
     if (
-        (model and model != SEGMENT["version"])
-        or (batch and batch not in SEGMENT["batches"])
-        or (segset and segset != SEGMENT["set"])
+        (model and model != plan["version"])
+        or (batch and batch not in plan["batches"])
+        or (segset and segset != plan["set"])
     ):
         which = f"batch {batch}" if batch else f"set {segset}"
         raise WorkflowError(
@@ -569,7 +580,7 @@ def segment_plan(wildcards=None):
             " segment_dir and segment_model give now: were they changed while this run was going on?"
             " Run snakemake segment again"
         )
-    return SEGMENT
+    return plan
 
 
 def segment_set_folder(plan):

@@ -72,6 +72,6 @@ rule segment_latest:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        folder=lambda w: segment_set_folder(segment_plan()) if SEGMENT else "",
+        folder=lambda w: segment_set_folder(segment_plan()),
     script:
         "../scripts/segment_latest.py"

@@ -13,7 +13,14 @@ import pandas as pd
 from omnitrain.drafts import origins, read_drafts
 from omnitrain.hashing import SCRIPTS, code_digest, version_id
 from omnitrain.manifest import files_of, run_info, write_json
-from omnitrain.registry import changes_markdown, compare, data_hash, file_table, load_records
+from omnitrain.registry import (
+    RegistryProblem,
+    changes_markdown,
+    compare,
+    data_hash,
+    file_table,
+    load_records,
+)
 from omnitrain.runlog import get_logger, run_step
 
 
@@ -116,7 +123,11 @@ def main(sm) -> None:
             },
         },
     }
-    parent = parent_record(results, p.version, p.run)
+    try:
+        parent = parent_record(results, p.version, p.run)
+    except RegistryProblem as exc:  # another version's record cannot be read: said, not a traceback
+        log.info(f"\n{exc}")
+        sys.exit(1)
     record["parent"] = parent["version"] if parent else None
     change = compare(parent, record) if parent else None
     record["change"] = change

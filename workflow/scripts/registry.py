@@ -6,14 +6,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
-from omnitrain.registry import load_records, registry_table
+from omnitrain.registry import RegistryProblem, load_records, registry_table
 from omnitrain.runlog import get_logger, run_step
 
 
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     results = Path(sm.params.results)
-    table = registry_table(load_records(results))
+    try:
+        table = registry_table(load_records(results))
+    except RegistryProblem as exc:  # a record cannot be read: said, not a traceback
+        log.info(f"\n{exc}")
+        sys.exit(1)
     table.to_csv(sm.output.table, sep="\t", index=False)
     Path(sm.output.latest).write_text(sm.params.version + "\n")
     # results/latest -> versions/<id>: a stable path to the current version's files.
