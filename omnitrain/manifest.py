@@ -39,8 +39,11 @@ def write_json(path: str | Path, data) -> None:
     one (the registry reads every record)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True, default=_plain) + "\n")
+        os.replace(tmp, path)
+    finally:  # (a full disk leaves no temporary file either)
+        tmp.unlink(missing_ok=True)
 
 
 def _plain(value):

@@ -78,12 +78,16 @@ def os_error_message(step: str, exc: BaseException, where: str | None = None) ->
     return None
 
 
-def run_step(main, sm) -> None:
+def run_step(main, sm, said: tuple[type[Exception], ...] = ()) -> None:
     """Run a rule script's ``main(snakemake)``; an OS error (disk full, permissions, I/O) ends it with
-    one line naming the step, the path and the fix instead of a traceback. Snakemake removes the
-    outputs of the failed job, so nothing half-written is kept."""
+    one line naming the step, the path and the fix instead of a traceback, and so does an exception of a
+    ``said`` class, whose message already says what is wrong and the fix. Snakemake removes the outputs of
+    the failed job, so nothing half-written is kept."""
     try:
         main(sm)
+    except said as exc:
+        _say(str(exc))
+        sys.exit(1)
     except (OSError, RuntimeError) as exc:
         where = next(iter(sm.output), None) if len(sm.output) else None
         message = os_error_message(sm.rule, exc, where)
@@ -92,3 +96,12 @@ def run_step(main, sm) -> None:
         logging.getLogger("omnitrain").info(message)
         sys.stderr.write(f"\n{message}\n")
         sys.exit(1)
+
+
+def _say(message: str) -> None:
+    """One message to the rule's log and to stderr (through the step's logger once it has one)."""
+    log = logging.getLogger("omnitrain")
+    if log.handlers:
+        log.info(f"\n{message}")
+    else:
+        sys.stderr.write(f"\n{message}\n")

@@ -56,3 +56,22 @@ def test_a_script_on_a_full_disk_prints_one_line_and_no_traceback(tmp_path):
     res = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m")], capture_output=True, text=True)
     assert res.returncode == 1 and "Traceback" not in res.stderr
     assert res.stderr.strip().count("\n") == 0 and "train: no space left" in res.stderr
+
+
+def test_a_problem_of_a_said_class_ends_the_step_with_its_message_only(tmp_path):
+    code = (
+        "import sys; from types import SimpleNamespace; from omnitrain.runlog import get_logger, run_step\n"
+        "class Problem(LookupError): pass\n"
+        "def main(sm):\n"
+        "    get_logger(sys.argv[1])\n"
+        "    raise Problem('results/versions/x/record.json is not a readable record: delete it')\n"
+        "run_step(main, SimpleNamespace(rule='registry', output=[]), said=(Problem,))\n"
+    )
+    log = tmp_path / "registry.log"
+    res = subprocess.run([sys.executable, "-c", code, str(log)], capture_output=True, text=True)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.count("is not a readable record: delete it") == 1
+    assert "is not a readable record: delete it" in log.read_text()
+    problem = type("Problem", (LookupError,), {})
+    with pytest.raises(KeyError):  # other exceptions keep their tracebacks, a KeyError (a LookupError) too
+        run_step(lambda _sm: {}["n_epochs"], SimpleNamespace(rule="registry", output=[]), said=(problem,))

@@ -13,11 +13,7 @@ from omnitrain.runlog import get_logger, run_step
 def main(sm) -> None:
     log = get_logger(sm.log[0])
     results = Path(sm.params.results)
-    try:
-        table = registry_table(load_records(results))
-    except RegistryProblem as exc:  # a record cannot be read: said, not a traceback
-        log.info(f"\n{exc}")
-        sys.exit(1)
+    table = registry_table(load_records(results))
     table.to_csv(sm.output.table, sep="\t", index=False)
     Path(sm.output.latest).write_text(sm.params.version + "\n")
     # results/latest -> versions/<id>: a stable path to the current version's files.
@@ -30,4 +26,4 @@ def main(sm) -> None:
     log.info(f"registry: {len(table)} version(s) in {sm.output.table}; latest {sm.params.version} ({link})")
 
 
-run_step(main, snakemake)  # noqa: F821 (defined by Snakemake)
+run_step(main, snakemake, said=(RegistryProblem,))  # noqa: F821 (defined by Snakemake)
