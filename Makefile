@@ -59,14 +59,14 @@ ci: lint
 	$(VENV)/bin/python -m pytest -q -m "not slow" --durations=15 tests
 
 bench:
-	$(VENV)/bin/python tests/benchmarks/bench_validation.py
-	$(VENV)/bin/python tests/benchmarks/bench_packing.py
-	$(VENV)/bin/python tests/benchmarks/bench_training.py
-	$(VENV)/bin/python tests/benchmarks/bench_metrics.py
-	$(VENV)/bin/python tests/benchmarks/bench_dryrun.py
-	$(VENV)/bin/python tests/benchmarks/bench_batches.py
-	$(VENV)/bin/python tests/benchmarks/bench_cpu_epochs.py
-	$(VENV)/bin/python tests/benchmarks/bench_monitor.py
+	$(VENV)/bin/python benchmarks/bench_validation.py
+	$(VENV)/bin/python benchmarks/bench_packing.py
+	$(VENV)/bin/python benchmarks/bench_training.py
+	$(VENV)/bin/python benchmarks/bench_metrics.py
+	$(VENV)/bin/python benchmarks/bench_dryrun.py
+	$(VENV)/bin/python benchmarks/bench_batches.py
+	$(VENV)/bin/python benchmarks/bench_cpu_epochs.py
+	$(VENV)/bin/python benchmarks/bench_monitor.py
 
 clean-demo:
 	rm -rf resources/demo results/demo resources/demo3d results/demo3d

@@ -9,13 +9,16 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 
 from omnitrain.hashing import sha256
 from omnitrain.manifest import write_json
+from omnitrain.omni import omnipose_models
 from omnitrain.pretrained import PretrainedError, builtin, copy_atomic, fetch, model_url, not_the_builtin
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import architecture, loadable, weights_differences
 
 
 def main(sm) -> None:
-    from cellpose_omni import models, utils
+    from cellpose_omni import utils
+
+    models = omnipose_models()
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])

@@ -12,13 +12,14 @@ import pandas as pd
 from omnitrain import sizemodel
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
+from omnitrain.omni import omnipose_models
 from omnitrain.pretrained import rescaling_diam_mean
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, load_training_set, resolve_device, seed_everything
 
 
 def main(sm) -> None:
-    import cellpose_omni.models  # noqa: F401 (its import sets up Omnipose's logging, rerouted below)
+    omnipose_models()  # its import sets up Omnipose's logging, rerouted below
     import torch
 
     log = get_logger(sm.log[0])

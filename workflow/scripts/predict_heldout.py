@@ -13,12 +13,13 @@ from omnitrain.discovery import discover
 from omnitrain.imageio import read_array, write_tiff
 from omnitrain.inference import segment_array
 from omnitrain.labels import label_dtype
+from omnitrain.omni import omnipose_models
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import load_trained_model, resolve_device
 
 
 def main(sm) -> None:
-    import cellpose_omni.models  # noqa: F401 (its import sets up Omnipose's logging, rerouted below)
+    omnipose_models()  # its import sets up Omnipose's logging, rerouted below
     import torch
 
     log = get_logger(sm.log[0])

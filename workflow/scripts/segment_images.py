@@ -21,6 +21,7 @@ from omnitrain.imageio import ReadError, read_array, write_tiff
 from omnitrain.inference import diameter, flow_errors, segment_array
 from omnitrain.labels import label_dtype
 from omnitrain.manifest import write_json
+from omnitrain.omni import omnipose_models
 from omnitrain.problems import error, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.segment_image import image_problems, outlines_picture, overlay_picture, prepare_image
@@ -79,7 +80,7 @@ def main(sm) -> None:
     check(todo, settings["channels"])
     made = 0
     if todo:
-        import cellpose_omni.models  # noqa: F401 (its import sets up Omnipose's logging, rerouted below)
+        omnipose_models()  # its import sets up Omnipose's logging, rerouted below
         import torch
 
         route_omnipose(sm.log[0])

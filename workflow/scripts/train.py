@@ -19,6 +19,7 @@ from omnitrain.hashing import sha256
 from omnitrain.layout import save_path_of
 from omnitrain.manifest import digest, files_of, write_json
 from omnitrain.monitor import Monitor, load_validation_set
+from omnitrain.omni import omnipose_models
 from omnitrain.resume import EarlyStopped, Interrupted, ResumableTraining
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.sparsity import source_names
@@ -75,9 +76,10 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
 
 
 def main(sm) -> None:
-    import omnipose
     import torch
-    from cellpose_omni import models
+
+    models = omnipose_models()
+    import omnipose
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])

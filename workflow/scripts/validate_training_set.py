@@ -13,6 +13,7 @@ import numpy as np
 from omnitrain.channels import ChannelPlan
 from omnitrain.discovery import discover
 from omnitrain.imageio import read_array
+from omnitrain.omni import omnipose_models
 from omnitrain.pretrained import rescaling_diam_mean
 from omnitrain.problems import ERROR, Problem, error, errors, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
@@ -23,6 +24,7 @@ from omnitrain.validation import Settings, summary_text, validate_pairs
 
 def omnipose_check(folder: Path, pairs) -> list[Problem]:
     """Problems where cellpose_omni.io disagrees with the pipeline about this folder."""
+    omnipose_models()  # numba-cached (omnitrain/omni.py)
     from cellpose_omni import io
 
     route_omnipose(snakemake.log[0])  # noqa: F821

@@ -1,0 +1,104 @@
+"""Helpers of the test suite (imported as ``helpers``: tests/ is on pytest's pythonpath): tiny image/label
+pairs written to temporary folders, the real data's folders, and running the workflow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DSB = SHARED_DATA / "dsb2018_nuclei_subset"
+BACT = SHARED_DATA / "omnipose_testfiles_bact_phase"
+
+
+def needs(path: Path):
+    """Skip a test when a folder of ../shared/data is absent."""
+    return pytest.mark.skipif(not path.is_dir(), reason=f"real data folder {path} is absent")
+
+
+def cells(shape=(64, 64), n=4, size=8, start=1) -> np.ndarray:
+    """A label matrix with ``n`` separate square objects labelled start..start+n-1."""
+    lab = np.zeros(shape, dtype=np.uint16)
+    per_row = max(1, (shape[1] - 2) // (size + 4))
+    for i in range(n):
+        r, c = divmod(i, per_row)
+        y, x = 2 + r * (size + 4), 2 + c * (size + 4)
+        lab[y : y + size, x : x + size] = start + i
+    return lab
+
+
+def image_for(lab: np.ndarray, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (100 + 50 * (lab > 0) + rng.integers(0, 20, lab.shape)).astype(np.uint16)
+
+
+def write_pair(
+    folder: Path, base: str, lab=None, img=None, img_ext=".tif", label_ext=".tif", mask_filter="_masks"
+):
+    """Write ``<base><img_ext>`` and ``<base><mask_filter><label_ext>``; returns both paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lab = cells() if lab is None else lab
+    img = image_for(lab) if img is None else img
+    image_path = folder / f"{base}{img_ext}"
+    label_path = folder / f"{base}{mask_filter}{label_ext}"
+    save(image_path, img)
+    if label_ext is not None:
+        save(label_path, lab)
+    return image_path, label_path
+
+
+def save(path: Path, arr: np.ndarray) -> None:
+    ext = path.suffix.lower()
+    if ext in (".tif", ".tiff"):
+        tifffile.imwrite(path, arr)
+    elif ext == ".npy":
+        np.save(path, arr)
+    elif ext == ".npz":
+        np.savez(path, arr)
+    else:
+        import imageio.v3 as iio
+
+        iio.imwrite(path, arr)
+
+
+def run_snakemake(
+    workdir: Path, config: dict, *options: str, targets=(), timeout: int = 900, root: Path = ROOT
+) -> subprocess.CompletedProcess:
+    """Run the workflow (of the repository at ``root``) in ``workdir`` with ``config`` (on top of
+    config/config.yaml). ``targets`` are rule names: the default target's jobs up to those rules
+    (``--until``, as the README says: the rules' outputs hold versions as wildcards)."""
+    (workdir / "run.yaml").write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "2"]
+    cmd += [*options, "--configfile", "run.yaml"] + (["--until", *targets] if targets else [])
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+
+
+def dry_run_jobs(workdir: Path, config: dict, *targets: str, root: Path = ROOT) -> dict[str, int]:
+    """{rule: number of jobs} that a dry run would execute."""
+    run = run_snakemake(workdir, config, "-n", "--quiet", "rules", targets=targets, root=root)
+    assert run.returncode == 0, run.stderr
+    jobs = {}
+    text = run.stdout + run.stderr
+    if "Nothing to be done" in text:
+        return jobs
+    table = text[text.index("Job stats:") :].splitlines()[3:]
+    for line in table:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def one(root: Path, pattern: str) -> Path:
+    """The one path below ``root`` matching a glob: a fresh run has one version of each output."""
+    found = sorted(root.glob(pattern))
+    assert len(found) == 1, f"expected one {pattern} below {root}, found {[str(p) for p in found]}"
+    return found[0]

@@ -1,0 +1,190 @@
+"""Omnipose's built-in models: the name table against the installed omnipose, suggestions, implied settings,
+and the download (from a loopback server: tests never reach the internet)."""
+
+from __future__ import annotations
+
+import errno
+import functools
+import hashlib
+import http.server
+import json
+import threading
+
+import pytest
+import torch
+
+from omnitrain.pretrained import (
+    BUILTINS,
+    MIRROR_VARIABLE,
+    PretrainedError,
+    copy_atomic,
+    diam_mean,
+    fetch,
+    model_url,
+    not_the_builtin,
+    rescaling_diam_mean,
+    settings_problems,
+    suggestion,
+    unknown_model_message,
+)
+from omnitrain.training import (
+    TrainingError,
+    loadable,
+    model_kwargs,
+    starting_model,
+    weights_differences,
+)
+
+models = pytest.importorskip("cellpose_omni.models")
+
+
+def test_the_table_is_omniposes_own():
+    """Names, and the nchan / nclasses Omnipose forces from them (CellposeModel.__init__, the CLI)."""
+    assert set(BUILTINS) == set(models.MODEL_NAMES)
+    for name, model in BUILTINS.items():
+        assert (model.nchan == 2) == (name in models.C2_MODEL_NAMES), name
+        assert (model.nclasses == 3) == (name in models.BD_MODEL_NAMES), name
+        assert model.file_name == f"{name}torch_0"
+    assert BUILTINS["nuclei"].diam_mean == 17 and BUILTINS["cyto2"].diam_mean == 30
+    assert BUILTINS["bact_phase_omni"].diam_mean == 0 and not BUILTINS["worm_omni"].rescaled
+
+
+def config(**kw):
+    return {"pretrained_model": None, "nchan": 1, "nclasses": 2, "dim": 2, "diameter": 0, **kw}
+
+
+def test_a_misspelt_name_gets_a_suggestion_never_cyto():
+    assert suggestion("bact_phase_omi") == "bact_phase_omni" and suggestion("Cyto2") == "cyto2"
+    assert "did you mean 'nuclei'" in unknown_model_message("nucleii")
+    listed = unknown_model_message("my_cells")
+    assert "not an Omnipose built-in model name" in listed and "plant_omni" in listed
+    assert "is not a file" in unknown_model_message("/data/models/mine.pt")
+
+
+def test_implied_settings_are_checked_naming_both_values_and_the_fix():
+    cyto = settings_problems(config(pretrained_model="cyto"))
+    assert cyto == [
+        "cyto needs nchan: 2 but nchan is 1: set nchan: 2 and chan: 2, chan2: 1 (cytoplasm green, nuclei red)"
+        " as in the Omnipose docs"
+    ]
+    bact = " ".join(settings_problems(config(pretrained_model="bact_phase_omni", diameter=25)))
+    assert "needs nchan: 2 but nchan is 1" in bact and "needs nclasses: 3 but nclasses is 2" in bact
+    assert "set diameter: 0" in bact
+    assert "2D model" in settings_problems(config(pretrained_model="plant_omni", nclasses=3, dim=3))[0]
+    assert settings_problems(config(pretrained_model="bact_phase_omni", nchan=2, nclasses=3)) == []
+    assert settings_problems(config(pretrained_model="/my/model")) == []
+
+
+def test_diam_mean_follows_the_name_as_omniposes_cli():
+    assert diam_mean(config(pretrained_model="nuclei", diameter=25)) == 17
+    assert diam_mean(config(pretrained_model="bact_phase_omni")) == 0
+    assert diam_mean(config(diameter=25)) == 25 and diam_mean(config()) == 30
+    assert rescaling_diam_mean(config(pretrained_model="nuclei")) == 0  # diameter 0: no rescaling
+    assert rescaling_diam_mean(config(pretrained_model="nuclei", diameter=20)) == 17
+    nuclei = {**config(pretrained_model="nuclei", nchan=2), "tiling": {"keep_empty": False}}
+    assert model_kwargs(nuclei, False, None)["diam_mean"] == 17
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server of a folder holding one model file under a built-in's name."""
+    served = tmp_path / "served"
+    served.mkdir()
+    models.CellposeModel(gpu=False, nchan=2, nclasses=2, dim=2, omni=True).net.save_model(
+        str(served / "cytotorch_0")
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, httpd
+    httpd.shutdown()  # (twice is harmless)
+    httpd.server_close()
+
+
+def omnipose_download(url, dst):
+    from cellpose_omni import utils
+
+    utils.download_url_to_file(url, dst, progress=False)
+
+
+def test_download_with_omniposes_function_then_reuse_then_offline(server, tmp_path, monkeypatch):
+    base, served, httpd = server
+    monkeypatch.setenv(MIRROR_VARIABLE, base)
+    cyto = BUILTINS["cyto"]
+    url = model_url(cyto, models._MODEL_URL)
+    assert url == f"{base}/cytotorch_0"
+    folder = tmp_path / "omnipose_models"
+    path, downloaded = fetch(cyto, url, folder, omnipose_download, loadable)
+    assert downloaded and path == folder / "cytotorch_0"
+    assert path.read_bytes() == (served / "cytotorch_0").read_bytes()
+    httpd.shutdown()  # offline from here: nothing listens any more
+    httpd.server_close()
+    assert fetch(cyto, url, folder, omnipose_download, loadable) == (path, False)  # reused, not downloaded
+    with pytest.raises(PretrainedError) as info:
+        fetch(cyto, url, tmp_path / "empty", omnipose_download, loadable)
+    message = str(info.value)
+    assert url in message and str(tmp_path / "empty" / "cytotorch_0") in message
+    assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "Training from cyto did not start" in message
+    assert not (tmp_path / "empty" / "cytotorch_0").exists()
+    monkeypatch.delenv(MIRROR_VARIABLE)
+    assert model_url(cyto, models._MODEL_URL) == f"{models._MODEL_URL}/cytotorch_0"
+
+
+def test_a_file_that_is_no_model_is_refused_and_removed(server, tmp_path):
+    base, served, _ = server
+    (served / "nucleitorch_0").write_text("<html>not found</html>")
+    with pytest.raises(PretrainedError, match="did not give an Omnipose model file"):
+        fetch(BUILTINS["nuclei"], f"{base}/nucleitorch_0", tmp_path, omnipose_download, loadable)
+    assert not (tmp_path / "nucleitorch_0").exists()
+    with pytest.raises(PretrainedError, match="answered 404") as info:  # the server is there: not "offline"
+        fetch(BUILTINS["cyto2"], f"{base}/cyto2torch_0", tmp_path, omnipose_download, loadable)
+    assert MIRROR_VARIABLE in str(info.value) and str(tmp_path / "cyto2torch_0") in str(info.value)
+
+
+def test_a_full_disk_is_not_reported_as_being_offline(tmp_path):
+    def full(url, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        fetch(BUILTINS["cyto"], "http://127.0.0.1:9/cytotorch_0", tmp_path, full, loadable)
+
+
+def test_a_file_of_another_network_is_named_with_the_fix(tmp_path):
+    """Cellpose keeps files of the same names in the same folder: the whole network is compared."""
+    net = models.CellposeModel(gpu=False, nchan=2, nclasses=2, dim=2, omni=True).net
+    reference = net.state_dict()
+    path = tmp_path / "cytotorch_0"
+    torch.save({**reference, "diam_mean": torch.ones(1)}, path)  # Cellpose 2's files carry diam_mean
+    differences = weights_differences(path, reference)
+    assert differences == ["1 weight(s) not in the network, e.g. diam_mean"]
+    message = str(not_the_builtin(BUILTINS["cyto"], path, False, differences))
+    assert str(path) in message and "CELLPOSE_LOCAL_MODELS_PATH" in message and path.exists(), (
+        "kept: not ours"
+    )
+    one_channel = models.CellposeModel(gpu=False, nchan=1, nclasses=2, dim=2, omni=True).net.state_dict()
+    torch.save(one_channel, path)
+    assert any("of another shape" in d for d in weights_differences(path, reference))
+    assert weights_differences(path, one_channel) == []
+    not_the_builtin(BUILTINS["cyto"], path, True, ["x"])
+    assert not path.exists(), "a wrong download is removed"
+
+
+def test_training_refuses_a_copy_whose_bytes_changed(tmp_path):
+    weights, record = tmp_path / "weights", tmp_path / "pretrained.json"
+    weights.write_bytes(b"weights")
+    sha = hashlib.sha256(b"weights").hexdigest()
+    record.write_text(json.dumps({"name": "cyto", "url": "http://x/cytotorch_0", "sha256": sha}))
+    path, origin = starting_model(config(pretrained_model="cyto"), record, weights)
+    assert path == str(weights) and origin["name"] == "cyto" and origin["sha256"] == sha
+    weights.write_bytes(b"other weights")
+    with pytest.raises(TrainingError, match="changed since cyto was downloaded"):
+        starting_model(config(pretrained_model="cyto"), record, weights)
+    assert starting_model(config(), None, None) == (None, None)
+
+
+def test_copy_is_all_or_nothing(tmp_path):
+    (tmp_path / "a").write_bytes(b"x" * 1000)
+    copy_atomic(tmp_path / "a", tmp_path / "sub" / "b")
+    assert (tmp_path / "sub" / "b").read_bytes() == b"x" * 1000
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["b"]
