@@ -7,7 +7,7 @@ SNAKEMAKE = $(VENV)/bin/snakemake
 
 CONFIG ?= config/demo.yaml
 
-.PHONY: env demo demo-data demo3d test ci lint bench clean-demo unlock
+.PHONY: env demo demo-data demo3d test ci unit lint bench clean-demo unlock
 
 env:
 	@echo "environment: $(VENV)"
@@ -51,12 +51,19 @@ lint:
 	$(VENV)/bin/python -m omnitrain.demo resources/demo3d --dim 3 > /dev/null
 	$(SNAKEMAKE) --lint --configfile config/demo3d.yaml
 
+# Tests by cost: tests/unit (no snakemake, no training: about a minute), tests/training (Omnipose trained
+# through its API), tests/workflow (snakemake end to end; trained runs are shared, tests/conftest.py).
 test: lint
-	$(VENV)/bin/python -m pytest -q tests
+	@start=$$(date +%s); $(VENV)/bin/python -m pytest -q --durations=15 tests; rc=$$?; \
+	echo "make test: $$(( $$(date +%s) - start )) s of tests (the linters before them not counted)"; exit $$rc
 
 # What CI runs: the linters and every test except those marked slow (the quality test stays in).
 ci: lint
-	$(VENV)/bin/python -m pytest -q -m "not slow" --durations=15 tests
+	@start=$$(date +%s); $(VENV)/bin/python -m pytest -q -m "not slow" --durations=15 tests; rc=$$?; \
+	echo "make ci: $$(( $$(date +%s) - start )) s of tests (the linters before them not counted)"; exit $$rc
+
+unit:
+	$(VENV)/bin/python -m pytest -q tests/unit
 
 bench:
 	$(VENV)/bin/python benchmarks/bench_validation.py
@@ -67,6 +74,7 @@ bench:
 	$(VENV)/bin/python benchmarks/bench_batches.py
 	$(VENV)/bin/python benchmarks/bench_cpu_epochs.py
 	$(VENV)/bin/python benchmarks/bench_monitor.py
+	$(VENV)/bin/python benchmarks/bench_job_startup.py
 
 clean-demo:
 	rm -rf resources/demo results/demo resources/demo3d results/demo3d

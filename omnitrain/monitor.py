@@ -98,6 +98,14 @@ def validation_crops(images: list[np.ndarray], labels: list[np.ndarray], tyx) ->
     return np.stack(crops).astype(np.float32), np.stack(lab_crops)
 
 
+def spread_sample(n: int, limit: int | None) -> np.ndarray:
+    """Indices of at most ``limit`` of ``n`` items, evenly spread (first and last included), in order; all
+    of them when ``limit`` is None or not smaller. Fixed, so every scoring sees the same crops."""
+    if limit is None or n <= limit:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, limit)).astype(int))
+
+
 def prepared_images(model, vs: ValidationSet, channel_axis) -> list[np.ndarray]:
     """The validation images as Omnipose's ``train`` prepares its training images (shape, normalisation)."""
     from cellpose_omni import transforms
@@ -207,6 +215,7 @@ class Monitor:
         diameter: float,
         best_path: str | Path,
         log: logging.Logger,
+        loss_crops: int | None = None,
         on_scored: Callable[[], None] | None = None,
     ):
         self.model, self.vs, self.every, self.n_epochs = model, vs, every, n_epochs
@@ -217,9 +226,14 @@ class Monitor:
             raise ValueError("no validation image to monitor training with (the monitor_set folder is empty)")
         self.on_scored = on_scored  # e.g. redraw the learning curve
         self.images = prepared_images(model, vs, channel_axis)
-        self.crops, self.label_crops = validation_crops(self.images, vs.labels, tuple(tyx))
-        if not len(self.crops):
+        crops, label_crops = validation_crops(self.images, vs.labels, tuple(tyx))
+        if not len(crops):
             raise ValueError(f"no crop of {tuple(tyx)} px of the validation images holds a cell")
+        # The loss costs a forward pass per crop: a fixed sample of them bounds a scoring's cost whatever
+        # the size of the validation images (monitor.loss_crops).
+        keep = spread_sample(len(crops), loss_crops)
+        self.crops, self.label_crops = crops[keep], label_crops[keep]
+        self.grid_crops = len(crops)
         self.history: list[dict] = []
         self.best: dict | None = None
         self.best_state: dict | None = None  # the best epoch's weights (CPU copies)
@@ -310,6 +324,7 @@ class Monitor:
         return {
             "validation_images": self.vs.names,
             "validation_crops": len(self.crops),
+            "validation_grid_crops": self.grid_crops,
             "every": self.every,
             "metric": self.metric,
             "patience": self.patience,

@@ -216,7 +216,7 @@ STEPS: tuple[Step, ...] = (
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
         # monitor.select is not here: which file is used is decided downstream (same training)
-        settings=(*TRAINING, "monitor.every", "monitor.metric", "monitor.patience"),
+        settings=(*TRAINING, "monitor.every", "monitor.metric", "monitor.patience", "monitor.loss_crops"),
         # train reads the check's table: a new check is a new model version
         reads=("trainset", "check", "monitor_set", "pretrained"),
         data="pretrained",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import time
@@ -240,6 +241,43 @@ def load_training_set(folder: str | Path) -> TrainingSet:
         ts.links.append(set(links) if links else None)
         ts.files.append(str(pair.image))
     return ts
+
+
+def omnipose_disagreements(folder: str | Path) -> list[str]:
+    """Where Omnipose's own discovery and loader (``cellpose_omni.io``, what ``omnipose --train --dir`` runs)
+    disagree with the pipeline about its training set folder; empty when both find the same pairs and load
+    the same arrays.
+
+    Checked in the train job, which imports Omnipose anyway: validate_training_set needs no Omnipose, and
+    importing it cost each of those jobs 6-20 s (omnitrain/omni.py)."""
+    from .omni import omnipose_models
+
+    omnipose_models()
+    from cellpose_omni import io
+
+    folder = str(folder)
+    pairs = discover(folder).pairs
+    images = io.get_image_files(folder, "_masks", "", False)
+    labels, links = io.get_label_files(images, label_filter="_masks", img_filter="", links=True)
+    absolute = os.path.abspath
+    theirs = sorted(
+        (absolute(i), absolute(lb), absolute(lk) if lk else None)
+        for i, lb, lk in zip(images, labels, links, strict=True)
+    )
+    ours = sorted(
+        (absolute(p.image), absolute(p.label), absolute(p.links) if p.links else None) for p in pairs
+    )
+    if theirs != ours:
+        return [f"Omnipose pairs {theirs} but the pipeline {ours}"]
+    loaded = io.load_train_test_data(folder, mask_filter="_masks", look_one_level_down=False, omni=True)
+    out = []
+    for img, lab, name in zip(*loaded[:2], loaded[3], strict=True):
+        ours_img = read_array(name)
+        if img.shape != ours_img.shape or not np.array_equal(img, ours_img):
+            out.append(f"{name}: Omnipose loads a different image")
+        if lab.shape != ours_img.shape[-lab.ndim :]:
+            out.append(f"{name}: Omnipose loads labels of shape {lab.shape} for an image of {img.shape}")
+    return out
 
 
 class EpochRecorder(logging.Handler):

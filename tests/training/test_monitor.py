@@ -18,6 +18,7 @@ from omnitrain.monitor import (
     ValidationSet,
     grid_starts,
     prepared_images,
+    spread_sample,
     validation_ap,
     validation_crops,
     validation_loss,
@@ -50,6 +51,19 @@ def test_grid_crops_cover_every_pixel_once_or_more_and_pad_small_images():
     empty = np.zeros((64, 130), np.uint16)
     empty[:, 100:] = 1  # one object in the last crop only: crops without 2 label values are left out
     assert len(validation_crops([empty[None].astype(np.float32)], [empty], (64, 64))[0]) == 1
+
+
+def test_the_loss_sample_is_fixed_spread_and_bounded(tmp_path):
+    assert list(spread_sample(5, None)) == list(range(5)) == list(spread_sample(5, 5))
+    assert list(spread_sample(10, 4)) == [0, 3, 6, 9] and list(spread_sample(3, 1)) == [0]
+    log = logging.getLogger("test.monitor.sample")
+    kwargs = dict(every=1, n_epochs=1, metric="val_loss", patience=None, tyx=TYX, channel_axis=None,
+                  diameter=0, best_path=tmp_path / "best", log=log)  # fmt: skip
+    every = Monitor(model_of(), validation_set(), **kwargs)
+    bounded = Monitor(model_of(), validation_set(), loss_crops=2, **kwargs)
+    assert every.grid_crops == bounded.grid_crops == len(every.crops) > 2 and len(bounded.crops) == 2
+    assert np.array_equal(bounded.crops, every.crops[[0, -1]])
+    assert bounded.summary()["validation_crops"] == 2 and bounded.summary()["validation_grid_crops"] > 2
 
 
 def model_of(seed: int = 0):

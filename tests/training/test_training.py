@@ -190,3 +190,21 @@ def test_boundary_models_train_with_the_logit_loss():
     assert fix_boundary_loss(fixed)
     fixed.train(images, labels, [None], save_path=None, **kwargs)
     assert not fix_boundary_loss(models.CellposeModel(gpu=False, nchan=1, nclasses=2, dim=2, omni=True))
+
+
+def test_omniposes_own_loader_is_checked_against_the_training_set(tmp_path, monkeypatch):
+    """The train job's cross-check: cellpose_omni.io finds and loads the pipeline's pairs, or says where not."""
+    import types
+
+    from helpers import cells, write_pair
+
+    from omnitrain import training
+    from omnitrain.discovery import discover
+
+    for i in range(2):
+        write_pair(tmp_path, f"packed_{i:03d}", lab=cells(n=3 + i))
+    assert training.omnipose_disagreements(tmp_path) == []
+    one_pair = types.SimpleNamespace(pairs=discover(tmp_path).pairs[:1])
+    monkeypatch.setattr(training, "discover", lambda folder: one_pair)
+    (said,) = training.omnipose_disagreements(tmp_path)
+    assert said.startswith("Omnipose pairs") and "packed_001_masks.tif" in said

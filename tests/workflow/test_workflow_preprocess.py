@@ -67,10 +67,7 @@ def test_demo_preprocessing_outputs(demo_run):
         assert len(tiles["tiles"]) == 6
     held = sorted(p.name for p in one(demo_run, "results/heldout/*").glob("*_masks.tif"))
     assert held == [f"{s}_masks.tif" for s in test]
-    assert (
-        "Omnipose's cellpose_omni.io finds and loads the same pairs"
-        in one(trainset_dir, "checks/*/validation_summary.txt").read_text()
-    )
+    assert "0 error(s)" in one(trainset_dir, "checks/*/validation_summary.txt").read_text()
     assert (trainset_dir / "preview.png").stat().st_size > 10_000
 
 

@@ -77,6 +77,7 @@ def test_model_loads_in_omnipose_and_segments(trained):
     assert card["versions"]["omnipose"] == "1.1.4" and np.isfinite(card["final_loss"])
     # 3 training source images packed into fewer: an epoch is still batch_size (8) crops, not 1 or 2 ...
     assert card["crops_per_epoch"] == 8 and "an epoch is 8 crop(s)" in train_log(trained)
+    assert "Omnipose's cellpose_omni.io finds and loads the same pairs" in train_log(trained)
     # ... and too few images to set validation images aside: monitoring is off, and the card says why.
     assert card["monitoring"]["on"] is False and "split.min_train" in card["monitoring"]["reason"]
     # save_every 2 over 3 epochs: checkpoints of epochs 0..2 (the last 9 are always kept) beside the model

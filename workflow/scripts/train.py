@@ -34,6 +34,7 @@ from omnitrain.training import (
     load_training_set,
     loadable,
     model_kwargs,
+    omnipose_disagreements,
     resolve_device,
     seed_everything,
     sparse_failure,
@@ -94,6 +95,12 @@ def main(sm) -> None:
             check_pretrained(pretrained, cfg["nchan"], cfg["nclasses"], cfg["dim"])
             log.info(f"fine-tuning {origin['name']}: nchan, nclasses and dim match the config")
         ts = load_training_set(sm.input.trainset)
+        disagreements = omnipose_disagreements(sm.input.trainset)
+        if disagreements:
+            raise TrainingError(
+                "Omnipose's own loader (cellpose_omni.io) disagrees with the pipeline about the training set"
+                f" {sm.input.trainset}: {'; '.join(disagreements)}. This is a bug of the pipeline: report it"
+            )
     except TrainingError as exc:
         sys.stderr.write(f"\nTraining cannot start: {exc}\n")
         log.info(f"Training cannot start: {exc}")
@@ -101,6 +108,7 @@ def main(sm) -> None:
     torch.set_num_threads(sm.threads)
     log.info(f"device: {device}")
     log.info(f"training set: {len(ts.images)} image(s) from {sm.input.trainset}")
+    log.info("Omnipose's cellpose_omni.io finds and loads the same pairs as the pipeline")
     log.info(epoch_meaning(cfg, len(ts.images), len(sm.params.sources)))
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
@@ -127,13 +135,14 @@ def main(sm) -> None:
             metric=mon["metric"], patience=mon["patience"],
             tyx=kwargs["tyx"] or DEFAULT_TYX[cfg["dim"]],
             channel_axis=0 if cfg["nchan"] > 1 else None,
-            diameter=cfg["diameter"], best_path=best_path, log=log,
+            diameter=cfg["diameter"], best_path=best_path, log=log, loss_crops=mon["loss_crops"],
             on_scored=lambda: loss_curve(recorder.rows, out.curve, monitor.history, monitor.best["epoch"]),
         )  # fmt: skip
         resumable.attach_monitor(monitor, failure=lambda: recorder.failure)
         log.info(
             f"monitoring every {mon['every']} epoch(s) on {len(monitor.vs.images)} validation image(s)"
-            f" ({len(monitor.crops)} crop(s) for the loss); the best epoch by {mon['metric']} is kept"
+            f" ({len(monitor.crops)} of {monitor.grid_crops} crop(s) for the loss); the best epoch by"
+            f" {mon['metric']} is kept"
         )
     elif "split.min_train" in sm.params.monitor_off:  # wanted, but too few images to set any aside
         log.info(f"WARNING monitoring is off: {sm.params.monitor_off}")
