@@ -193,7 +193,7 @@ def test_boundary_models_train_with_the_logit_loss():
 
 
 def test_omniposes_own_loader_is_checked_against_the_training_set(tmp_path, monkeypatch):
-    """The train job's cross-check: cellpose_omni.io finds and loads the pipeline's pairs, or says where not."""
+    """The train job's cross-check: cellpose_omni.io finds and loads our pairs, or says where not."""
     import types
 
     from helpers import cells, write_pair
