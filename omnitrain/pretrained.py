@@ -9,7 +9,7 @@ config (:func:`omnitrain.training.check_pretrained`) before training.
 
 The table below is Omnipose 1.1.4's own lists (omnipose/core.py: C1_MODELS, C2_BD_MODELS,
 C1_BD_MODELS, C2_MODELS; cellpose_omni/models.py: CP_MODELS), written out because the config is
-checked where omnipose may not be installed (``--use-conda``); tests/test_pretrained.py compares it
+checked where omnipose may not be installed (``--use-conda``); tests/unit/test_pretrained.py compares it
 with the installed omnipose.
 """
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import runs
 import yaml
-from helpers import ROOT, cells, run_snakemake, write_pair
+from helpers import ROOT, cells, dry_run_jobs, run_snakemake, write_pair
 
 
 @pytest.fixture
@@ -21,7 +22,8 @@ def good_folder(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def demo_trained(tmp_path_factory):
     """The demo config (config/demo.yaml) trained through snakemake on the full demo set, once per session:
-    tests/test_quality.py scores it, tests/test_workflow_segment.py starts the annotation loop from it.
+    tests/workflow/test_quality.py scores it, tests/workflow/test_workflow_segment.py starts the annotation
+    loop from (a copy of) it.
     Returns (work folder, config, the version id it registered)."""
     from omnitrain.demo import write_demo
 
@@ -32,3 +34,55 @@ def demo_trained(tmp_path_factory):
     run = run_snakemake(work, config, timeout=1800)
     assert run.returncode == 0, run.stderr[-4000:]
     return work, config, (work / "results/latest.txt").read_text().strip()
+
+
+def trained_run(tmp_path_factory, name: str, config: dict, write, timeout: int = 1500):
+    """A work folder in which ``write(folder)`` put the images and snakemake ran ``config`` to the end."""
+    work = tmp_path_factory.mktemp(name)
+    write(work)
+    run = run_snakemake(work, config, timeout=timeout)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, run
+
+
+@pytest.fixture(scope="session")
+def train_run(tmp_path_factory):
+    """runs.TRAIN on four demo images (size model on, monitoring off): the work folder."""
+    from omnitrain.demo import write_demo
+
+    return trained_run(
+        tmp_path_factory, "train", runs.TRAIN, lambda w: write_demo(w / "demo", runs.TRAIN_NAMES)
+    )[0]
+
+
+@pytest.fixture(scope="session")
+def monitored_run(tmp_path_factory):
+    """runs.MONITORED: monitored every 2 epochs on one validation image. The work folder."""
+    from omnitrain.demo import write_demo
+
+    write = lambda w: write_demo(w / "demo", names=runs.MONITORED_NAMES)  # noqa: E731
+    return trained_run(tmp_path_factory, "monitor", runs.MONITORED, write)[0]
+
+
+@pytest.fixture(scope="session")
+def experiments_run(tmp_path_factory):
+    """runs.EXPERIMENTS (two experiments x two folds): the work folder and the dry run's jobs."""
+    from omnitrain.demo import write_demo
+
+    planned = {}
+
+    def write(work):
+        write_demo(work / "demo", names=runs.EXPERIMENTS_NAMES)
+        planned.update(dry_run_jobs(work, runs.EXPERIMENTS))
+
+    work, _ = trained_run(tmp_path_factory, "experiments", runs.EXPERIMENTS, write)
+    return work, planned
+
+
+@pytest.fixture(scope="session")
+def demo3d_run(tmp_path_factory):
+    """runs.DEMO3D on four of the 3D demo's volumes: the work folder and the snakemake run."""
+    from omnitrain.demo import write_demo3d
+
+    write = lambda w: write_demo3d(w / "data", names=runs.DEMO3D_NAMES)  # noqa: E731
+    return trained_run(tmp_path_factory, "three_d", runs.DEMO3D, write)

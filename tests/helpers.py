@@ -3,6 +3,7 @@ pairs written to temporary folders, the real data's folders, and running the wor
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,3 +103,10 @@ def one(root: Path, pattern: str) -> Path:
     found = sorted(root.glob(pattern))
     assert len(found) == 1, f"expected one {pattern} below {root}, found {[str(p) for p in found]}"
     return found[0]
+
+
+def copy_run(work: Path, to: Path) -> Path:
+    """A copy of a run's work folder (inputs, results, Snakemake's records; links stay links, times stay) for
+    a test that changes it: the shared run (tests/conftest.py) stays as it was for the others."""
+    shutil.copytree(work, to, symlinks=True)
+    return to

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from helpers import one, run_snakemake
+from helpers import copy_run, one, run_snakemake
+from runs import DEMO3D as CONFIG
 
 from omnitrain.demo import make_volume, write_demo3d
 from omnitrain.imageio import read_array
@@ -18,36 +19,9 @@ from omnitrain.imageio import read_array
 pytestmark = pytest.mark.workflow
 models = pytest.importorskip("cellpose_omni.models")
 
-#: Four of the demo's volumes, one held out, tiny settings: one epoch of two 32^3 crops.
-NAMES = ["cluster_dense_01", "cluster_dense_03", "cluster_mixed_02", "sparse3d_01"]
-CONFIG = {
-    "dir": "data",
-    "dim": 3,
-    "diameter": 0,
-    "tyx": [32, 32, 32],
-    "n_epochs": 1,
-    "batch_size": 2,
-    "learning_rate": 0.1,
-    "RAdam": True,
-    "training": {"nimg_per_epoch": 2},
-    "tiling": {"tile_size": 64},  # packing is left on: a 3D run turns it off with a note
-    "split": {"min_test": 1, "test_fraction": 0.25},
-    "monitor": {"every": 0},
-    "resources": {"train_threads": 2},
-}
 
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    work = tmp_path_factory.mktemp("three_d")
-    write_demo3d(work / "data", names=NAMES)
-    run = run_snakemake(work, CONFIG, timeout=1500)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return work, run
-
-
-def test_volumes_train_a_3d_model_that_omnipose_loads(trained):
-    work, run = trained
+def test_volumes_train_a_3d_model_that_omnipose_loads(demo3d_run):
+    work, run = demo3d_run
     assert "packing.enabled is ignored with dim: 3" in run.stderr
     card = json.loads(one(work, "results/models/*/model_card.json").read_text())
     assert card["dim"] == 3 and card["tyx"] == [32, 32, 32] and card["flags"]["dim"] == 3
@@ -66,8 +40,8 @@ def test_volumes_train_a_3d_model_that_omnipose_loads(trained):
     assert saved["output.2.weight"].ndim == 5  # a Conv3d
 
 
-def test_the_training_set_is_the_volumes_tiles(trained):
-    work, _ = trained
+def test_the_training_set_is_the_volumes_tiles(demo3d_run):
+    work, _ = demo3d_run
     prov = pd.read_csv(one(work, "results/trainsets/*/provenance.tsv"), sep="\t")
     split = pd.read_csv(one(work, "results/splits/*/split.tsv"), sep="\t")
     train = sorted(split.loc[split["role"] == "train", "source"])
@@ -85,8 +59,8 @@ def test_the_training_set_is_the_volumes_tiles(trained):
     assert "bins" not in stats and stats["tiles"] == len(prov)
 
 
-def test_held_out_volumes_are_segmented_scored_and_registered(trained):
-    work, _ = trained
+def test_held_out_volumes_are_segmented_scored_and_registered(demo3d_run):
+    work, _ = demo3d_run
     evaluation = one(work, "results/evaluations/*/summary.tsv").parent
     summary = pd.read_csv(evaluation / "summary.tsv", sep="\t")
     assert summary["iou_threshold"].round(2).tolist() == [round(0.5 + 0.05 * i, 2) for i in range(10)]
@@ -107,16 +81,16 @@ def test_held_out_volumes_are_segmented_scored_and_registered(trained):
     assert 0.0 <= row["heldout_ap50"] <= 1.0
 
 
-def test_the_report_of_a_3d_run(trained):
-    work, _ = trained
+def test_the_report_of_a_3d_run(demo3d_run, tmp_path):
+    work = copy_run(demo3d_run[0], tmp_path / "work")
     run = run_snakemake(work, CONFIG, "--report", "report.html")
     assert run.returncode == 0, run.stderr[-2000:]
     html = (work / "report.html").read_text(errors="replace")
     assert "overlays.png" in html and "preview.png" in html and "_dim_3_" in html
 
 
-def test_a_3d_version_segments_new_volumes_and_refuses_a_2d_image(trained):
-    work, _ = trained
+def test_a_3d_version_segments_new_volumes_and_refuses_a_2d_image(demo3d_run, tmp_path):
+    work = copy_run(demo3d_run[0], tmp_path / "work")  # segmenting adds to the run: on a copy
     image, _ = make_volume("cluster_mixed_01")
     (work / "new3d").mkdir()
     tifffile.imwrite(work / "new3d/volume.tif", image)

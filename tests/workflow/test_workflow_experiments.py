@@ -5,48 +5,24 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from helpers import dry_run_jobs, one, run_snakemake
+from runs import EXPERIMENTS as CONFIG
+from runs import EXPERIMENTS_NAMES as NAMES
 
 from omnitrain.demo import write_demo
 
 pytestmark = pytest.mark.workflow
 pytest.importorskip("cellpose_omni.models")
 
-CONFIG = {
-    "dir": "demo",
-    "n_epochs": 1,
-    "tyx": [64, 64],
-    "batch_size": 4,
-    "training": {"nimg_per_epoch": 4},
-    "learning_rate": 0.1,
-    "RAdam": True,
-    "monitor": {"every": 1},
-    "experiments": {"slow_lr": {"learning_rate": 0.02}},
-    "cross_validation": {"folds": 2},
-    "resources": {"train_threads": 2},
-}
-# 5 sources: 1 held out, 4 in two folds of training images
-NAMES = ["colony_dense_01", "colony_dense_02", "colony_dense_03", "colony_mixed_01", "sparse_02"]
 
-
-@pytest.fixture(scope="module")
-def work(tmp_path_factory):
-    work = tmp_path_factory.mktemp("experiments")
-    write_demo(work / "demo", names=NAMES)
-    planned = dry_run_jobs(work, CONFIG)
-    run = run_snakemake(work, CONFIG)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return work, planned
-
-
-def test_two_experiments_by_two_folds_are_four_trainings_sharing_the_packing(work):
-    _, planned = work
+def test_two_experiments_by_two_folds_are_four_trainings_sharing_the_packing(experiments_run):
+    _, planned = experiments_run
     assert planned["train"] == 4 and planned["evaluate"] == 4 and planned["register"] == 4
     assert planned["pack"] == 2, "an experiment that differs only in learning rate packs nothing of its own"
     assert planned["heldout_set"] == 1 and planned["leaderboard"] == 1
 
 
-def test_each_fold_monitors_on_its_own_training_images(work):
-    folder, _ = work
+def test_each_fold_monitors_on_its_own_training_images(experiments_run):
+    folder, _ = experiments_run
     splits = [pd.read_csv(p, sep="\t") for p in sorted((folder / "results/splits").glob("*/split.tsv"))]
     assert len(splits) == 2, "one split per fold, shared by both experiments"
     tests = [set(s.loc[s["role"] == "test", "name"]) for s in splits]
@@ -60,8 +36,8 @@ def test_each_fold_monitors_on_its_own_training_images(work):
     assert validation[0] | validation[1] == set(NAMES) - tests[0]
 
 
-def test_the_leaderboard_ranks_two_experiments_with_mean_and_sd(work):
-    folder, _ = work
+def test_the_leaderboard_ranks_two_experiments_with_mean_and_sd(experiments_run):
+    folder, _ = experiments_run
     board = pd.read_csv(folder / "results/leaderboard.tsv", sep="\t")
     assert sorted(board["experiment"]) == ["base", "slow_lr"] and list(board["rank"]) == [1, 2]
     assert (board["folds"] == 2).all()
@@ -83,8 +59,8 @@ def test_the_leaderboard_ranks_two_experiments_with_mean_and_sd(work):
     )
 
 
-def test_changing_one_experiment_plans_only_its_trainings_and_what_follows(work):
-    folder, _ = work
+def test_changing_one_experiment_plans_only_its_trainings_and_what_follows(experiments_run):
+    folder, _ = experiments_run
     assert dry_run_jobs(folder, CONFIG) == {}
     changed = {**CONFIG, "experiments": {"slow_lr": {"learning_rate": 0.01}}}
     jobs = dry_run_jobs(folder, changed)

@@ -8,7 +8,9 @@ import json
 import pandas as pd
 import pytest
 import torch
-from helpers import dry_run_jobs, run_snakemake
+from helpers import copy_run, dry_run_jobs, run_snakemake
+from runs import MONITORED as CONFIG
+from runs import MONITORED_NAMES as NAMES
 
 from omnitrain.demo import write_demo
 from omnitrain.training import model_name
@@ -17,36 +19,14 @@ pytestmark = pytest.mark.workflow
 models = pytest.importorskip("cellpose_omni.models")
 
 NAME = model_name(1, 2, 2, "trainset")
-CONFIG = {
-    "dir": "demo",
-    "n_epochs": 4,
-    "tyx": [64, 64],
-    "learning_rate": 0.1,
-    "RAdam": True,
-    "save_every": 2,
-    "save_each": True,
-    "split": {"min_train": 2},  # 4 sources: 1 held out, 1 for validation, 2 to train
-    "monitor": {"every": 2},
-    "resources": {"train_threads": 2},
-}
-NAMES = ["colony_dense_01", "colony_dense_02", "colony_dense_03", "colony_mixed_01"]
-
-
-@pytest.fixture(scope="module")
-def monitored(tmp_path_factory):
-    work = tmp_path_factory.mktemp("monitor")
-    write_demo(work / "demo", names=NAMES)
-    run = run_snakemake(work, CONFIG)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return work
 
 
 def latest(work):
     return (work / "results/latest").resolve()
 
 
-def test_validation_images_are_neither_trained_on_nor_held_out(monitored):
-    v = latest(monitored)
+def test_validation_images_are_neither_trained_on_nor_held_out(monitored_run):
+    v = latest(monitored_run)
     split = pd.read_csv(v / "split/split.tsv", sep="\t")
     validation = set(split[split.role == "validation"].source)
     assert len(validation) == 1 and set(split.role) == {"train", "test", "validation"}
@@ -58,10 +38,10 @@ def test_validation_images_are_neither_trained_on_nor_held_out(monitored):
     assert not any(p.name.startswith(tuple(validation)) for p in (v / "heldout").iterdir())
 
 
-def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitored):
-    v = latest(monitored)
+def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitored_run):
+    v = latest(monitored_run)
     card = json.loads((v / "model/model_card.json").read_text())
-    log = (monitored / f"results/logs/train/{v.joinpath('model').resolve().name}.log").read_text()
+    log = (monitored_run / f"results/logs/train/{v.joinpath('model').resolve().name}.log").read_text()
     assert "validation at epoch 2: loss" in log and "validation at epoch 4: loss" in log
     losses = pd.read_csv(v / "model/losses.tsv", sep="\t")
     scored = losses.dropna(subset=["val_loss"])
@@ -76,8 +56,8 @@ def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitor
     assert record["model"]["monitoring"]["best_epoch"] == mon["best_epoch"]
 
 
-def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored):
-    v = latest(monitored)
+def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored_run):
+    v = latest(monitored_run)
     record = json.loads((v / "record.json").read_text())
     best = v / "model/models" / f"{NAME}_best"
     models.CellposeModel(gpu=False, pretrained_model=str(best), nchan=1, nclasses=2, dim=2, omni=True)
@@ -85,24 +65,26 @@ def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored):
     copy = torch.load(v / "model/models" / f"{NAME}_epoch_{epoch}", map_location="cpu", weights_only=True)
     weights = torch.load(best, map_location="cpu", weights_only=True)
     assert all(torch.equal(weights[k], copy[k]) for k in copy)
-    predict_log = next((monitored / "results/logs/predict_heldout").glob("*.log")).read_text()
+    predict_log = next((monitored_run / "results/logs/predict_heldout").glob("*.log")).read_text()
     assert f"{NAME}_best" in predict_log, "select: best sends <model>_best to the held-out evaluation"
 
 
-@pytest.mark.slow  # tests/test_monitor.py checks early stopping in CI; this is the same through snakemake
-def test_early_stopping_after_patience_scorings_without_improvement(monitored):
+# tests/training/test_monitor.py checks early stopping in CI; this is the same through snakemake
+@pytest.mark.slow
+def test_early_stopping_after_patience_scorings_without_improvement(monitored_run, tmp_path):
+    monitored_run = copy_run(monitored_run, tmp_path / "work")  # trains again: on a copy
     # A learning rate of 1e-9 (0 is refused): the weights barely move, AP@0.5 never beats the first scoring.
     cfg = {**CONFIG, "learning_rate": 1e-9, "RAdam": False, "n_epochs": 6}
     cfg["monitor"] = {"every": 1, "patience": 2}
-    run = run_snakemake(monitored, cfg, targets=["train"])
+    run = run_snakemake(monitored_run, cfg, targets=["train"])
     assert run.returncode == 0, run.stderr[-4000:]
     card = next(
         json.loads(p.read_text())
-        for p in (monitored / "results/models").glob("*/model_card.json")
+        for p in (monitored_run / "results/models").glob("*/model_card.json")
         if json.loads(p.read_text())["settings"]["monitor"].get("patience") == 2
     )
     assert card["monitoring"]["stopped_early_at_epoch"] == 3 and card["epochs"] == 3
-    model = str(monitored / card["model"])
+    model = str(monitored_run / card["model"])
     models.CellposeModel(gpu=False, pretrained_model=model, nchan=1, nclasses=2, dim=2, omni=True)
 
 

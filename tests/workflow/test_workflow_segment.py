@@ -1,7 +1,7 @@
 """The annotation loop through snakemake: a registered version segments new images into drafts; one draft
 is corrected, all are moved into the training folder, and the next version's change record traces them
 back (which version drew them, which were added unedited). Starts from the demo model trained once per
-session (conftest.py, demo_trained), whose held-out AP@0.5 tests/test_quality.py checks."""
+session (conftest.py, demo_trained), whose held-out AP@0.5 tests/workflow/test_quality.py checks."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-from helpers import run_snakemake
+from helpers import copy_run, run_snakemake
 
 from omnitrain.demo import NEW_SPECS, make_image, write_unlabelled
 from omnitrain.imageio import write_tiff
@@ -43,8 +43,10 @@ def mask_files(work):
 
 
 @pytest.fixture(scope="module")
-def segmented(demo_trained):
+def segmented(demo_trained, tmp_path_factory):
+    """The annotation loop runs on a copy of the shared demo run: it adds images, versions and drafts."""
     work, config, v1 = demo_trained
+    work = copy_run(work, tmp_path_factory.mktemp("segment") / "work")
     write_unlabelled(work / "new", names=FIRST)
     run = segment(work, config)
     assert run.returncode == 0, run.stderr[-4000:]

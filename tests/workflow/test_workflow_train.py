@@ -19,27 +19,16 @@ import pytest
 import tifffile
 import torch
 import yaml
-from helpers import ROOT, dry_run_jobs, run_snakemake
+from helpers import ROOT, copy_run, dry_run_jobs, run_snakemake
+from runs import TRAIN as CONFIG
 
 from omnitrain import sizemodel
-from omnitrain.demo import write_demo
 from omnitrain.training import model_name
 
 pytestmark = pytest.mark.workflow
 models = pytest.importorskip("cellpose_omni.models")
 
 NAME = model_name(1, 2, 2, "trainset")
-CONFIG = {
-    "dir": "demo",
-    "n_epochs": 3,
-    "tyx": [64, 64],  # tiny crops: the CPU trains these tests in seconds per epoch
-    "learning_rate": 0.1,
-    "RAdam": True,
-    "save_every": 2,
-    "train_size": True,
-    "size_model": {"n_epochs": 3},
-    "resources": {"train_threads": 2},
-}
 CARD_FIELDS = {
     "nchan", "nclasses", "dim", "diam_mean", "tyx", "flags", "training_set", "device", "versions",
     "wall_seconds", "final_loss", "model_sha256", "seed", "epochs", "checkpoints",
@@ -47,12 +36,16 @@ CARD_FIELDS = {
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    work = tmp_path_factory.mktemp("train")
-    write_demo(work / "demo", names=["colony_dense_02", "colony_dense_03", "colony_mixed_01", "sparse_02"])
-    run = run_snakemake(work, CONFIG)
-    assert run.returncode == 0, run.stderr[-4000:]
-    return work
+def trained(train_run):
+    """The shared run (tests/conftest.py), read only."""
+    return train_run
+
+
+@pytest.fixture(scope="module")
+def changed(train_run, tmp_path_factory):
+    """A copy of the shared run for the tests that change it, in order: an edited mask (a second version,
+    then back), the registry of both, fine-tuning, a killed training."""
+    return copy_run(train_run, tmp_path_factory.mktemp("changed") / "work")
 
 
 def latest(work):
@@ -190,9 +183,9 @@ def test_code_edits_rerun_exactly_the_steps_whose_behaviour_changed(trained, tmp
     assert dry_run_jobs(trained, CONFIG, root=repo) == expected
 
 
-def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(trained):
-    v1 = record(trained)
-    manifest = json.loads((latest(trained) / "manifest.json").read_text())
+def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(changed):
+    v1 = record(changed)
+    manifest = json.loads((latest(changed) / "manifest.json").read_text())
     old_files = {
         path: digest
         for part, files in manifest["files"].items()
@@ -200,9 +193,9 @@ def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(traine
         for path, digest in files.items()
     }
     assert len(old_files) > 20 and any("/models/" in p for p in old_files)
-    split = pd.read_csv(trained / v1["paths"]["files"]["split"], sep="\t")
+    split = pd.read_csv(changed / v1["paths"]["files"]["split"], sep="\t")
     sid = sorted(split[split.role == "train"].source)[0]
-    mask = trained / "demo" / f"{sid}_masks.tif"
+    mask = changed / "demo" / f"{sid}_masks.tif"
     original = mask.read_bytes()
     lab = tifffile.imread(mask)
     lab[lab == lab.max()] = 0  # one cell deleted: same size, new content
@@ -210,50 +203,50 @@ def test_edited_mask_makes_a_new_version_and_leaves_the_old_one_untouched(traine
     expected = ["validate_inputs", "split", "prepare_images", "pack", "preview", "validate_training_set"]
     expected += ["train"]
     expected += ["fit_size_model", "predict_heldout", "evaluate", "register", "registry", "all"]
-    assert dry_run_jobs(trained, CONFIG) == dict.fromkeys(expected, 1)
+    assert dry_run_jobs(changed, CONFIG) == dict.fromkeys(expected, 1)
     try:
-        run = run_snakemake(trained, CONFIG)
+        run = run_snakemake(changed, CONFIG)
         assert run.returncode == 0, run.stderr[-4000:]
-        v2 = record(trained)
+        v2 = record(changed)
         assert v2["version"] != v1["version"] and v2["parent"] == v1["version"]
         assert v2["versions"]["heldout"] == v1["versions"]["heldout"]  # a training image was edited
-        change = json.loads((latest(trained) / "changes.json").read_text())
+        change = json.loads((latest(changed) / "changes.json").read_text())
         assert change["files"] == {"added": [], "removed": [], "modified": [mask.name], "role_changed": []}
         assert change["parameters"] == {} and change["heldout_scores"]["same_heldout_set"]
-        assert f"modified: {mask.name}" in (latest(trained) / "changes.md").read_text()
-        registry = pd.read_csv(trained / "results/registry.tsv", sep="\t")
+        assert f"modified: {mask.name}" in (latest(changed) / "changes.md").read_text()
+        registry = pd.read_csv(changed / "results/registry.tsv", sep="\t")
         assert list(registry["version"]) == [v1["version"], v2["version"]]
         assert registry["changes"].iloc[1] == "changed: 1 modified"
-        assert (trained / "results/latest.txt").read_text().strip() == v2["version"]
-        assert {p: sha256_of(trained / p) for p in old_files} == old_files, "version 1 is byte-identical"
+        assert (changed / "results/latest.txt").read_text().strip() == v2["version"]
+        assert {p: sha256_of(changed / p) for p in old_files} == old_files, "version 1 is byte-identical"
     finally:
         mask.write_bytes(original)
     # The original mask again: version 1 is complete on disk, only the latest pointer moves back.
-    assert dry_run_jobs(trained, CONFIG) == {"registry": 1, "all": 1}
-    assert run_snakemake(trained, CONFIG).returncode == 0
-    assert record(trained)["version"] == v1["version"]
+    assert dry_run_jobs(changed, CONFIG) == {"registry": 1, "all": 1}
+    assert run_snakemake(changed, CONFIG).returncode == 0
+    assert record(changed)["version"] == v1["version"]
 
 
-def test_registry_command_lists_and_compares_versions(trained):
+def test_registry_command_lists_and_compares_versions(changed):
     from omnitrain.registry import main
 
-    table = pd.read_csv(trained / "results/registry.tsv", sep="\t")
+    table = pd.read_csv(changed / "results/registry.tsv", sep="\t")
     assert len(table) >= 2
     old, new = table["version"].iloc[0], table["version"].iloc[1]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        main(["--results", str(trained / "results"), "compare", old, new])
+        main(["--results", str(changed / "results"), "compare", old, new])
     assert f"# Version {new} compared with {old}" in out.getvalue() and "modified: " in out.getvalue()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        main(["--results", str(trained / "results"), "list"])
+        main(["--results", str(changed / "results"), "list"])
     assert old in out.getvalue() and new in out.getvalue()
 
 
-def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
+def test_fine_tuning_starts_from_the_pretrained_weights(changed, tmp_path):
     pretrained = tmp_path / "pretrained_model"
-    first = record(trained)
-    shutil.copyfile(latest(trained) / "model/models" / NAME, pretrained)
+    first = record(changed)
+    shutil.copyfile(latest(changed) / "model/models" / NAME, pretrained)
     # SGD's learning rate is 0 in epoch 0: one epoch leaves the loaded weights exactly as they were
     # (only batch-norm running statistics move); from random weights nothing would match.
     cfg = {**CONFIG, "pretrained_model": str(pretrained), "n_epochs": 1, "RAdam": False, "train_size": False}
@@ -262,22 +255,22 @@ def test_fine_tuning_starts_from_the_pretrained_weights(trained, tmp_path):
     jobs = {"validate_inputs": 1, "split": 1, "validate_training_set": 1, "train": 1, "predict_heldout": 1}
     jobs["evaluate"] = 1
     jobs.update(register=1, registry=1, all=1)
-    assert dry_run_jobs(trained, cfg) == jobs, "preprocessing is reused"
-    run = run_snakemake(trained, cfg)
+    assert dry_run_jobs(changed, cfg) == jobs, "preprocessing is reused"
+    run = run_snakemake(changed, cfg)
     assert run.returncode == 0, run.stderr[-4000:]
-    new = record(trained)
+    new = record(changed)
     assert new["versions"]["trainset"] == first["versions"]["trainset"]
     assert new["versions"]["model"] != first["versions"]["model"] and new["parent"] == first["version"]
-    changed = set(json.loads((latest(trained) / "changes.json").read_text())["parameters"])
+    changed = set(json.loads((latest(changed) / "changes.json").read_text())["parameters"])
     model = {"steps.model.n_epochs", "steps.model.RAdam", "steps.model.pretrained_model", "steps.model.tyx"}
     assert model <= changed
     before = torch.load(pretrained, map_location="cpu", weights_only=True)
-    after = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
+    after = torch.load(latest(changed) / "model/models" / NAME, map_location="cpu", weights_only=True)
     weights = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
     assert len(weights) > 100 and all(torch.equal(before[k], after[k]) for k in weights)
-    card = json.loads((latest(trained) / "model/model_card.json").read_text())
+    card = json.loads((latest(changed) / "model/model_card.json").read_text())
     assert card["pretrained_model"]["path"] == str(pretrained)
-    assert "fine-tuning" in train_log(trained)
+    assert "fine-tuning" in train_log(changed)
 
 
 def test_pretrained_model_with_wrong_nclasses_is_refused_before_training(trained, tmp_path):
@@ -322,14 +315,14 @@ def kill_training(work, cfg, epochs_done: int, sig: int):
     return proc.returncode, out, fresh[0], work / "results/models" / fresh[0].stem
 
 
-# SIGTERM's path is also tested in tests/test_resume.py (request_stop); CI keeps the SIGKILL case.
+# SIGTERM's path is also tested in tests/training/test_resume.py (request_stop); CI keeps the SIGKILL case.
 @pytest.mark.parametrize(
     "sig", [pytest.param(signal.SIGTERM, marks=pytest.mark.slow), signal.SIGKILL], ids=["SIGTERM", "SIGKILL"]
 )
-def test_killed_training_resumes_from_its_checkpoint(trained, sig):
+def test_killed_training_resumes_from_its_checkpoint(changed, sig):
     n_epochs, save_every, done = 8 + (sig == signal.SIGKILL), 2, 4
     cfg = {**CONFIG, "n_epochs": n_epochs, "save_every": save_every}
-    code, out, log, model_dir = kill_training(trained, cfg, done, sig)
+    code, out, log, model_dir = kill_training(changed, cfg, done, sig)
     assert code != 0, out[-3000:]
     checkpoint = torch.load(model_dir / "checkpoint.pt", weights_only=False)
     saved = checkpoint["epoch"] + 1  # epochs kept
@@ -341,7 +334,7 @@ def test_killed_training_resumes_from_its_checkpoint(trained, sig):
     assert copies, "Omnipose wrote per-epoch copies before the kill"
     cut = copies[0]
     cut.write_bytes(cut.read_bytes()[:1000])
-    run = run_snakemake(trained, cfg, targets=["train"])
+    run = run_snakemake(changed, cfg, targets=["train"])
     assert run.returncode == 0, run.stderr[-4000:]
     assert f"resuming from the checkpoint of epoch {saved}" in log.read_text()
     card = json.loads((model_dir / "model_card.json").read_text())
@@ -356,7 +349,7 @@ def test_killed_training_resumes_from_its_checkpoint(trained, sig):
     np.testing.assert_allclose(losses["loss"].iloc[:saved], checkpoint["losses"], rtol=0, atol=1e-5)
     assert not (model_dir / "checkpoint.pt").exists(), "removed once training is complete"
     # Same format as an uninterrupted model: Omnipose's state_dict, same keys and shapes; Omnipose loads it.
-    reference = torch.load(latest(trained) / "model/models" / NAME, map_location="cpu", weights_only=True)
+    reference = torch.load(latest(changed) / "model/models" / NAME, map_location="cpu", weights_only=True)
     resumed = torch.load(model_dir / "models" / NAME, map_location="cpu", weights_only=True)
     assert {k: v.shape for k, v in resumed.items()} == {k: v.shape for k, v in reference.items()}
     models.CellposeModel(gpu=False, pretrained_model=str(model_dir / "models" / NAME), nchan=1, nclasses=2,
