@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import runs
 import yaml
-from helpers import ROOT, cells, dry_run_jobs, run_snakemake, write_pair
+from helpers import ROOT, cells, dry_run_jobs, run_snakemake, shrink_pairs, write_pair
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def train_run(tmp_path_factory):
     from omnitrain.demo import write_demo
 
     return trained_run(
-        tmp_path_factory, "train", runs.TRAIN, lambda w: write_demo(w / "demo", runs.TRAIN_NAMES)
+        tmp_path_factory, "train", runs.TRAIN, lambda w: write_demo(w / "demo", names=runs.TRAIN_NAMES)
     )[0]
 
 
@@ -73,6 +73,7 @@ def experiments_run(tmp_path_factory):
 
     def write(work):
         write_demo(work / "demo", names=runs.EXPERIMENTS_NAMES)
+        shrink_pairs(work / "demo")  # four trainings score three validation images each: small ones
         planned.update(dry_run_jobs(work, runs.EXPERIMENTS))
 
     work, _ = trained_run(tmp_path_factory, "experiments", runs.EXPERIMENTS, write)

@@ -110,3 +110,20 @@ def copy_run(work: Path, to: Path) -> Path:
     a test that changes it: the shared run (tests/conftest.py) stays as it was for the others."""
     shutil.copytree(work, to, symlinks=True)
     return to
+
+
+def shrink_pairs(folder: Path, size: int = 256) -> None:
+    """Cut every image/label pair of ``folder`` to the ``size`` px square around the middle of its objects,
+    labels renumbered 1..N: the same kinds of images, at a fraction of what segmenting them costs."""
+    from skimage.segmentation import relabel_sequential
+
+    for label_path in sorted(folder.glob("*_masks.tif")):
+        image_path = label_path.with_name(label_path.name.replace("_masks", ""))
+        lab, img = tifffile.imread(label_path), tifffile.imread(image_path)
+        centre = np.argwhere(lab > 0).mean(axis=0).astype(int)
+        start = [
+            int(np.clip(c - size // 2, 0, max(n - size, 0))) for c, n in zip(centre, lab.shape, strict=True)
+        ]
+        window = tuple(slice(s, s + size) for s in start)
+        tifffile.imwrite(label_path, relabel_sequential(lab[window])[0])
+        tifffile.imwrite(image_path, img[window])
