@@ -261,9 +261,9 @@ def test_fine_tuning_starts_from_the_pretrained_weights(changed, tmp_path):
     new = record(changed)
     assert new["versions"]["trainset"] == first["versions"]["trainset"]
     assert new["versions"]["model"] != first["versions"]["model"] and new["parent"] == first["version"]
-    changed = set(json.loads((latest(changed) / "changes.json").read_text())["parameters"])
+    parameters = set(json.loads((latest(changed) / "changes.json").read_text())["parameters"])
     model = {"steps.model.n_epochs", "steps.model.RAdam", "steps.model.pretrained_model", "steps.model.tyx"}
-    assert model <= changed
+    assert model <= parameters
     before = torch.load(pretrained, map_location="cpu", weights_only=True)
     after = torch.load(latest(changed) / "model/models" / NAME, map_location="cpu", weights_only=True)
     weights = [k for k in before if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
