@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 import runs
 import yaml
-from helpers import ROOT, cells, dry_run_jobs, run_snakemake, shrink_pairs, snakemake_command, write_pair
+from helpers import ROOT, cells, dry_run_jobs, run_snakemake, shrink_pairs, write_pair
 
 
 @pytest.fixture
@@ -20,60 +19,20 @@ def good_folder(tmp_path) -> Path:
     return folder
 
 
-#: The demo run, started in the background as soon as the tests are collected when one of them needs it: its
-#: training is the longest of the suite (minutes), and it overlaps the unit and training tests, which leave a
-#: core idle much of the time. {"work", "config", "process", "log"}.
-EARLY_DEMO: dict = {}
-
-
-def demo_config() -> dict:
-    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
-    config.update(dir="demo", pipeline={**config["pipeline"], "results": "results"})
-    return config
-
-
-def pytest_collection_modifyitems(session, config, items):
-    if EARLY_DEMO or not any("demo_trained" in getattr(item, "fixturenames", ()) for item in items):
-        return
-    if config.getoption("collectonly"):
-        return
-    from omnitrain.demo import write_demo
-
-    work = config._tmp_path_factory.mktemp("demo_trained")  # pytest's own temporary folders
-    write_demo(work / "demo")
-    demo = demo_config()
-    log = open(work / "snakemake.log", "w")  # noqa: SIM115 (closed when the run is awaited)
-    cmd = snakemake_command(work, demo)
-    process = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-    EARLY_DEMO.update(work=work, config=demo, process=process, log=log)
-
-
-def pytest_sessionfinish(session, exitstatus):
-    process = EARLY_DEMO.get("process")
-    if process is not None and process.poll() is None:  # the run was not needed after all (-x, ^C)
-        process.terminate()
-        process.wait(timeout=120)
-
-
 @pytest.fixture(scope="session")
 def demo_trained(tmp_path_factory):
-    """The demo config (config/demo.yaml) trained through snakemake on the full demo set, once per session
-    (started at collection, EARLY_DEMO): tests/workflow/test_quality.py scores it,
-    tests/workflow/test_workflow_segment.py starts the annotation loop from (a copy of) it.
-    Returns (work folder, config, the version id it registered)."""
-    if not EARLY_DEMO:  # collected without it (a plugin changed the items): run it now
-        from omnitrain.demo import write_demo
+    """The demo config (config/demo.yaml) trained through snakemake on the full demo set, once per session:
+    tests/workflow/test_quality.py scores it, tests/workflow/test_workflow_segment.py starts the annotation
+    loop from (a copy of) it. Returns (work folder, config, the version id it registered)."""
+    from omnitrain.demo import write_demo
 
-        work = tmp_path_factory.mktemp("demo_trained")
-        write_demo(work / "demo")
-        run = run_snakemake(work, demo_config(), timeout=1800)
-        assert run.returncode == 0, run.stderr[-4000:]
-        return work, demo_config(), (work / "results/latest.txt").read_text().strip()
-    work, process = EARLY_DEMO["work"], EARLY_DEMO["process"]
-    code = process.wait(timeout=1800)
-    EARLY_DEMO["log"].close()
-    assert code == 0, (work / "snakemake.log").read_text()[-4000:]
-    return work, EARLY_DEMO["config"], (work / "results/latest.txt").read_text().strip()
+    work = tmp_path_factory.mktemp("demo_trained")
+    config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    config.update(dir="demo", pipeline={**config["pipeline"], "results": "results"})
+    write_demo(work / "demo")
+    run = run_snakemake(work, config, timeout=1800)
+    assert run.returncode == 0, run.stderr[-4000:]
+    return work, config, (work / "results/latest.txt").read_text().strip()
 
 
 def trained_run(tmp_path_factory, name: str, config: dict, write, timeout: int = 1500):
@@ -100,7 +59,10 @@ def monitored_run(tmp_path_factory):
     """runs.MONITORED: monitored every 2 epochs on one validation image. The work folder."""
     from omnitrain.demo import write_demo
 
-    write = lambda w: write_demo(w / "demo", names=runs.MONITORED_NAMES)  # noqa: E731
+    def write(work):
+        write_demo(work / "demo", names=runs.MONITORED_NAMES)
+        shrink_pairs(work / "demo")  # each scoring segments the whole validation image: a small one
+
     return trained_run(tmp_path_factory, "monitor", runs.MONITORED, write)[0]
 
 
