@@ -72,7 +72,7 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
         monitor = Monitor(
             model, vs, every=monitor_every, n_epochs=cfg["n_epochs"], metric="ap50", patience=None,
             tyx=cfg["tyx"], channel_axis=None, diameter=0,
-            best_path=folder / "best", log=LOG,
+            best_path=folder / "best", log=LOG, loss_crops=32,  # the pipeline's default
         )  # fmt: skip
         hooks.attach_monitor(monitor)
     recorder = EpochRecorder(model, cfg["n_epochs"], folder / "losses.tsv", LOG, monitor and monitor.on_epoch)

@@ -5,11 +5,13 @@ an explicit signature) is compiled while the module is imported, the others at t
 reconstruction, flows), again in every job. numba has no switch to cache functions that did not ask for
 it, so while Omnipose is imported :func:`numba_cache` hands it a ``njit``/``jit`` whose ``cache``
 defaults to True; the functions themselves are unchanged. numba keys each cached function by its source
-file's timestamp and the CPU, writes next to the source (``__pycache__``) or, where that is read-only
-(a shared conda env), in the user's cache folder (or ``NUMBA_CACHE_DIR``), and compiles again when either
-differs, so a stale or foreign cache is never used.
+file's timestamp and the CPU, writes to ``NUMBA_CACHE_DIR`` when set, else next to the source
+(``__pycache__``) or, where that is read-only (a shared conda env), in the user's cache folder, and compiles
+again when the source or the CPU differs, so a stale or foreign cache is never used.
 
-Every script and library function that needs Omnipose imports it through :func:`omnipose_models`.
+The first import of Omnipose in a process decides: every script that needs Omnipose calls
+:func:`omnipose_models` before anything else imports it (the library's functions then import its modules
+directly).
 """
 
 from __future__ import annotations

@@ -25,6 +25,9 @@ import numpy as np
 
 
 def diameters(labels: list[np.ndarray]) -> np.ndarray:
+    from .omni import omnipose_models
+
+    omnipose_models()  # numba-cached (omnitrain/omni.py)
     from cellpose_omni import utils
 
     return np.array([float(utils.diameters(lab, omni=True)[0]) for lab in labels])

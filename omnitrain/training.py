@@ -248,8 +248,8 @@ def omnipose_disagreements(folder: str | Path) -> list[str]:
     disagree with the pipeline about its training set folder; empty when both find the same pairs and load
     the same arrays.
 
-    Checked in the train job, which imports Omnipose anyway: validate_training_set needs no Omnipose, and
-    importing it cost each of those jobs 6-20 s (omnitrain/omni.py)."""
+    Checked in the train job, which imports Omnipose anyway: validate_training_set needs no Omnipose (with
+    diameter 0), and importing it cost each of those jobs 7-10 s on a busy 2-core machine."""
     from .omni import omnipose_models
 
     omnipose_models()

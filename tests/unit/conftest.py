@@ -18,6 +18,15 @@ def _refuse_training(*args, **kwargs):
     pytest.fail(WHERE.format(what="train a network", folder="tests/training"), pytrace=False)
 
 
+#: The shared trained runs (tests/conftest.py): set up before any function fixture, so refused by name.
+TRAINED_RUNS = {"demo_trained", "train_run", "monitored_run", "experiments_run", "demo3d_run"}
+
+
+def pytest_runtest_setup(item):
+    if TRAINED_RUNS & set(item.fixturenames):
+        pytest.fail(WHERE.format(what="use a trained run", folder="tests/workflow"), pytrace=False)
+
+
 @pytest.fixture(autouse=True)
 def no_snakemake_and_no_training(monkeypatch):
     popen_init = subprocess.Popen.__init__

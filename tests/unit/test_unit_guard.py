@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,7 +15,9 @@ def test_snakemake_is_refused_in_every_form():
     assert starts_snakemake([sys.executable, "-m", "snakemake", "-n"])
     assert starts_snakemake(["/opt/venv/bin/snakemake", "--cores", "1"])
     assert starts_snakemake("snakemake --cores 2 all")
+    assert starts_snakemake(["bash", "-c", "cd work && snakemake -n"])
     assert not starts_snakemake([sys.executable, "-c", "run_step(main, snakemake)"])
+    assert not starts_snakemake(Path(sys.executable)) and not starts_snakemake(b"/bin/true")
     with pytest.raises(pytest.fail.Exception, match="move this test to tests/workflow"):
         subprocess.run([sys.executable, "-m", "snakemake", "--version"], capture_output=True)
 

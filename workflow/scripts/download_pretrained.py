@@ -16,9 +16,8 @@ from omnitrain.training import architecture, loadable, weights_differences
 
 
 def main(sm) -> None:
-    from cellpose_omni import utils
-
     models = omnipose_models()
+    from cellpose_omni import utils
 
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])
