@@ -26,12 +26,9 @@ def demo_trained(tmp_path_factory):
     loop from (a copy of) it. Returns (work folder, config, the version id it registered)."""
     from omnitrain.demo import write_demo
 
-    work = tmp_path_factory.mktemp("demo_trained")
     config = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
     config.update(dir="demo", pipeline={**config["pipeline"], "results": "results"})
-    write_demo(work / "demo")
-    run = run_snakemake(work, config, timeout=1800)
-    assert run.returncode == 0, run.stderr[-4000:]
+    work, _ = trained_run(tmp_path_factory, "demo_trained", config, lambda w: write_demo(w / "demo"), 1800)
     return work, config, (work / "results/latest.txt").read_text().strip()
 
 

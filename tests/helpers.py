@@ -75,15 +75,10 @@ def run_snakemake(
     """Run the workflow (of the repository at ``root``) in ``workdir`` with ``config`` (on top of
     config/config.yaml). ``targets`` are rule names: the default target's jobs up to those rules
     (``--until``, as the README says: the rules' outputs hold versions as wildcards)."""
-    cmd = snakemake_command(workdir, config, *options, targets=targets, root=root)
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
-
-
-def snakemake_command(workdir: Path, config: dict, *options: str, targets=(), root: Path = ROOT) -> list[str]:
-    """The command line of :func:`run_snakemake` (``config`` written to ``workdir``/run.yaml)."""
     (workdir / "run.yaml").write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "2"]
-    return cmd + [*options, "--configfile", "run.yaml"] + (["--until", *targets] if targets else [])
+    cmd += [*options, "--configfile", "run.yaml"] + (["--until", *targets] if targets else [])
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
 def dry_run_jobs(workdir: Path, config: dict, *targets: str, root: Path = ROOT) -> dict[str, int]:
