@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ from .metrics import THRESHOLDS, overlaps, score_image, scores_of
 
 PER_THRESHOLD = ["image", "iou_threshold", "tp", "fp", "fn", "ap", "precision", "recall", "f1"]
 PER_IMAGE = ["image", "n_true", "n_pred", "mean_ap", "ap50", "aji", "pq", "note"]
-SUMMARY = ["iou_threshold", "images", "tp", "fp", "fn", "ap", "precision", "recall", "f1", "mean_image_ap"]
+SUMMARY = [
+    "iou_threshold", "images", "tp", "fp", "fn", "ap", "ap_low", "ap_high", "precision", "recall", "f1",
+    "mean_image_ap",
+]  # fmt: skip
+#: The held-out scores' intervals: 95 % percentile bootstrap over held-out images, 2000 resamples and a fixed
+#: seed (the same tables give the same interval on every run).
+CONFIDENCE, RESAMPLES, BOOTSTRAP_SEED = 0.95, 2000, 0
+INTERVAL_KEYS = ("ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high")
 
 #: Overlay colours (RGB, 0-1): matched prediction, false positive, missed true object.
 TP_COLOUR, FP_COLOUR, FN_COLOUR = (0.1, 0.85, 0.2), (1.0, 0.15, 0.1), (1.0, 0.85, 0.0)
@@ -29,7 +37,8 @@ def score(
     """Scores of (name, true labels, predicted labels) pairs.
 
     Returns the per-image-per-threshold table, the per-image table, the summary per threshold (counts
-    pooled over all images, and the mean of the per-image AP) and the overall scores.
+    pooled over all images, their AP's 95 % bootstrap interval, and the mean of the per-image AP) and the
+    overall scores (with ``<score>_low``/``<score>_high`` for AP@0.5 and mean AP).
     """
     rows, images = [], []
     for name, true, pred in pairs:
@@ -41,14 +50,15 @@ def score(
     summary = []
     if not pairs:  # nothing held out: empty tables and null scores, rather than a vacuous 1.0
         empty = pd.DataFrame(columns=SUMMARY)
-        overall = dict.fromkeys(("mean_ap", "ap50", "ap75", "aji", "pq"))
+        overall = dict.fromkeys(("mean_ap", "ap50", "ap75", "aji", "pq", *INTERVAL_KEYS))
         return (
             per_threshold,
             per_image,
             empty,
             {"images": 0, "true_objects": 0, "predicted_objects": 0, **overall},
         )
-    for th in THRESHOLDS:
+    intervals = bootstrap_intervals(per_threshold)
+    for th, low, high in zip(THRESHOLDS, *intervals["ap"], strict=True):
         sub = per_threshold[per_threshold["iou_threshold"] == th]
         tp, fp, fn = int(sub["tp"].sum()), int(sub["fp"].sum()), int(sub["fn"].sum())
         summary.append(
@@ -59,6 +69,8 @@ def score(
                 "fp": fp,
                 "fn": fn,
                 **scores_of(tp, fp, fn),
+                "ap_low": low,
+                "ap_high": high,
                 "mean_image_ap": float(sub["ap"].mean()) if len(sub) else 0.0,
             }
         )
@@ -70,10 +82,65 @@ def score(
         "mean_ap": float(summary["ap"].mean()),
         "ap50": float(summary["ap"].iloc[0]),
         "ap75": float(summary.loc[summary["iou_threshold"] == 0.75, "ap"].iloc[0]),
+        **{
+            f"{k}_{end}": None if np.isnan(v) else v  # JSON has no NaN: no interval is null
+            for k in ("ap50", "mean_ap")
+            for end, v in zip(("low", "high"), intervals[k], strict=True)
+        },
         "aji": float(per_image["aji"].mean()) if len(per_image) else 0.0,
         "pq": float(per_image["pq"].mean()) if len(per_image) else 0.0,
     }
     return per_threshold, per_image, summary, overall
+
+
+def _pooled_ap(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, axis: int = -1) -> np.ndarray:
+    """AP of match counts summed along ``axis`` (images), the same 0/0 rule as scores_of: nothing true and
+    nothing predicted is a perfect 1."""
+    tp, fp, fn = tp.sum(axis), fp.sum(axis), fn.sum(axis)
+    total = tp + fp + fn
+    return np.where(total > 0, tp / np.maximum(total, 1), 1.0)
+
+
+def bootstrap_intervals(
+    per_threshold: pd.DataFrame, confidence=CONFIDENCE, n_resamples=RESAMPLES, seed=BOOTSTRAP_SEED
+) -> dict[str, tuple]:
+    """Percentile bootstrap intervals of the pooled held-out scores, resampling whole images.
+
+    Each resample draws as many held-out images as there are, with replacement, and pools their match counts
+    as ``score`` does: the interval says how far the score would move on another draw of images like these, so
+    two models whose intervals overlap widely are not shown to differ. Returns ``{"ap": (lows, highs)}`` per
+    IoU threshold, and ``{"ap50": (low, high), "mean_ap": (low, high)}``; NaN with fewer than two images (no
+    spread to resample). Percentile rather than BCa: with the few images a held-out set often has, BCa's
+    jackknife of a ratio is unstable, and AP bounded in [0, 1] stays there with percentiles.
+    """
+    # Imported here: scipy.stats takes most of a second, and register and the leaderboard import this module
+    # for INTERVAL_KEYS only.
+    from scipy.stats import bootstrap
+
+    counts = per_threshold.pivot(index="iou_threshold", columns="image")
+    n_images = counts["tp"].shape[1] if len(counts) else 0
+    if n_images < 2:
+        nan = (float("nan"), float("nan"))
+        return {"ap": ([nan[0]] * len(THRESHOLDS), [nan[1]] * len(THRESHOLDS)), "ap50": nan, "mean_ap": nan}
+    # Thresholds x images per count; scipy resamples the image axis of the three tables together (paired).
+    tp, fp, fn = (counts[k].loc[list(THRESHOLDS)].to_numpy(float) for k in ("tp", "fp", "fn"))
+    options = {
+        "paired": True, "vectorized": True, "axis": -1, "method": "percentile",
+        "confidence_level": confidence, "n_resamples": n_resamples,
+    }  # fmt: skip
+    per = bootstrap((tp, fp, fn), _pooled_ap, rng=np.random.default_rng(seed), **options)
+    mean = bootstrap(
+        (tp, fp, fn),
+        lambda tp, fp, fn, axis: _pooled_ap(tp, fp, fn, axis).mean(axis=0),
+        rng=np.random.default_rng(seed),
+        **options,
+    )
+    lows, highs = per.confidence_interval
+    return {
+        "ap": ([float(v) for v in lows], [float(v) for v in highs]),
+        "ap50": (float(lows[0]), float(highs[0])),
+        "mean_ap": tuple(float(v) for v in mean.confidence_interval),
+    }
 
 
 def matched_pairs(true: np.ndarray, pred: np.ndarray, threshold: float = 0.5) -> tuple[set[int], set[int]]:
@@ -174,17 +241,29 @@ def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: fl
     return rgb
 
 
+def interval_text(scores: dict, key: str) -> str:
+    """" [0.71, 0.88]" for a score's 95 % bootstrap interval in ``scores`` (scores.json), or "" without one
+    (fewer than two held-out images, or scores written before intervals were)."""
+    low, high = scores.get(f"{key}_low"), scores.get(f"{key}_high")
+    return "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
+
+
 def summary_line(folder: str | Path) -> str:
-    """One line of an evaluation's held-out scores, from its summary table (for `make demo`)."""
+    """One line of an evaluation's held-out scores, from its summary table and scores (for `make demo`)."""
     folder = Path(folder)
     summary = pd.read_csv(folder / "summary.tsv", sep="\t")
     if summary.empty:
         return "held-out: no held-out image (set split.test_fraction or test_dir)"
+    scores = json.loads((folder / "scores.json").read_text())
     at = summary.set_index("iou_threshold")
     tp, fp, fn = (int(at.loc[0.5, k]) for k in ("tp", "fp", "fn"))
+    images = f"{scores['images']} image" + ("s" if scores["images"] != 1 else "")
+    if interval_text(scores, "ap50"):
+        images += ", [95 % bootstrap interval over images]"
     return (
-        f"held-out AP@0.5 {at.loc[0.5, 'ap']:.2f}, mean AP {summary['ap'].mean():.2f} over IoU 0.50-0.95"
-        f" ({tp} matched, {fp} false positive, {fn} missed at IoU 0.5; {folder / 'summary.tsv'})"
+        f"held-out AP@0.5 {at.loc[0.5, 'ap']:.2f}{interval_text(scores, 'ap50')}, mean AP"
+        f" {summary['ap'].mean():.2f}{interval_text(scores, 'mean_ap')} over IoU 0.50-0.95 ({images};"
+        f" {tp} matched, {fp} false positive, {fn} missed at IoU 0.5; {folder / 'summary.tsv'})"
     )
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 from helpers import BACT, DSB, needs
@@ -10,7 +13,7 @@ from scipy import ndimage as ndi
 
 from omnitrain import metrics
 from omnitrain.demo import make_image
-from omnitrain.evaluation import matched_pairs, overlay, score
+from omnitrain.evaluation import bootstrap_intervals, matched_pairs, overlay, score, summary_line
 
 cm = pytest.importorskip("cellpose_omni.metrics")
 TH = list(metrics.THRESHOLDS)
@@ -254,3 +257,64 @@ def test_volumes_are_pooled_and_a_shape_mismatch_is_all_missed():
     assert per_image.set_index("image").loc["v2", "mean_ap"] == 1.0
     rows, scalars = metrics.score_image(true, pred[:, :, :47])
     assert "shape mismatch" in scalars["note"] and (rows[0]["tp"], rows[0]["fn"], rows[0]["fp"]) == (0, 7, 7)
+
+
+def count_rows(outcomes: list[tuple[int, int, int]]) -> pd.DataFrame:
+    """A per-threshold table of images whose (tp, fp, fn) are the same at every IoU threshold."""
+    return pd.DataFrame(
+        [
+            {"image": f"im{i}", "iou_threshold": th, "tp": tp, "fp": fp, "fn": fn}
+            for i, (tp, fp, fn) in enumerate(outcomes)
+            for th in metrics.THRESHOLDS
+        ]
+    )
+
+
+def test_bootstrap_interval_of_a_known_case():
+    # 20 images of one true object each, 10 of them found: the pooled AP of a resample of 20 images is
+    # Binomial(20, 1/2) / 20, whose 2.5 % and 97.5 % quantiles are 6/20 and 14/20 (scipy.stats.binom.ppf).
+    table = count_rows([(1, 0, 0)] * 10 + [(0, 0, 1)] * 10)
+    for seed in (0, 1, 2):
+        got = bootstrap_intervals(table, n_resamples=20000, seed=seed)
+        assert got["ap50"] == pytest.approx((0.3, 0.7)) and got["mean_ap"] == pytest.approx((0.3, 0.7))
+        assert got["ap"][0] == pytest.approx([0.3] * 10) and got["ap"][1] == pytest.approx([0.7] * 10)
+    # The same tables, the same interval (fixed seed); images that all score alike leave no spread.
+    assert bootstrap_intervals(table) == bootstrap_intervals(table)
+    assert bootstrap_intervals(count_rows([(3, 1, 0)] * 4))["ap50"] == pytest.approx((0.75, 0.75))
+
+
+def test_bootstrap_interval_is_per_threshold_and_needs_two_images():
+    # Image a is matched at IoU 0.5 only; b at every threshold: at 0.5 every resample scores 1, above it
+    # a resample of two a's scores 0.
+    rows = count_rows([(1, 0, 0), (1, 0, 0)])
+    rows.loc[(rows.image == "im0") & (rows.iou_threshold > 0.5), ["tp", "fp", "fn"]] = (0, 1, 1)
+    got = bootstrap_intervals(rows)
+    assert got["ap"][0][0] == got["ap"][1][0] == 1.0 and got["ap"][0][1] == 0.0 and got["ap"][1][1] == 1.0
+    assert got["mean_ap"][0] < 1.0 and got["mean_ap"][1] == 1.0
+    one = bootstrap_intervals(count_rows([(5, 0, 0)]))
+    assert np.isnan(one["ap50"]).all() and np.isnan(one["ap"][0]).all()
+
+
+def test_summary_and_scores_carry_the_interval(tmp_path):
+    _, lab = make_image("colony_dense_02")
+    pairs = [("x", lab, perturb(lab, 3)), ("y", lab, lab), ("z", lab, np.zeros_like(lab))]
+    per_threshold, _, summary, overall = score(pairs)
+    assert (summary["ap_low"] <= summary["ap"]).all() and (summary["ap"] <= summary["ap_high"]).all()
+    assert (
+        overall["ap50_low"] == summary["ap_low"].iloc[0]
+        and overall["ap50_high"] == summary["ap_high"].iloc[0]
+    )
+    assert overall["ap50_low"] < overall["ap50"] < overall["ap50_high"]
+    assert overall["mean_ap_low"] < overall["mean_ap"] < overall["mean_ap_high"]
+    # One held-out image: no interval (null in scores.json, empty in summary.tsv), and the line says none.
+    _, _, summary, overall = score(pairs[:1])
+    assert summary["ap_low"].isna().all() and overall["ap50_low"] is None and overall["mean_ap_high"] is None
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    (tmp_path / "scores.json").write_text(json.dumps(overall))
+    assert "[" not in summary_line(tmp_path) and "(1 image;" in summary_line(tmp_path)
+    _, _, summary, overall = score(pairs)
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    (tmp_path / "scores.json").write_text(json.dumps(overall))
+    line = summary_line(tmp_path)
+    assert f"AP@0.5 {overall['ap50']:.2f} [{overall['ap50_low']:.2f}, {overall['ap50_high']:.2f}]" in line
+    assert "(3 images, [95 % bootstrap interval over images];" in line

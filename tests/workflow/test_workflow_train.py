@@ -111,8 +111,11 @@ def test_heldout_evaluation_tables_pictures_and_report(trained, tmp_path):
     held = latest(trained) / "heldout"
     summary = pd.read_csv(ev / "summary.tsv", sep="\t")
     assert list(summary["iou_threshold"]) == [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
-    assert not summary.isna().any().any()
     heldout = sorted(p.name[: -len("_masks.tif")] for p in held.glob("*_masks.tif"))
+    assert not summary.drop(columns=["ap_low", "ap_high"]).isna().any().any()
+    # The 95 % bootstrap interval over held-out images needs two of them; one leaves it empty (and null).
+    interval = summary[["ap_low", "ap_high"]]
+    assert interval.notna().all().all() if len(heldout) >= 2 else interval.isna().all().all()
     per_image = pd.read_csv(ev / "per_image.tsv", sep="\t")
     assert sorted(per_image["image"]) == heldout and len(heldout) >= 1
     for name in heldout:
@@ -122,6 +125,7 @@ def test_heldout_evaluation_tables_pictures_and_report(trained, tmp_path):
     assert (summary["tp"] + summary["fn"] == per_image["n_true"].sum()).all()
     scores = json.loads((ev / "scores.json").read_text())
     assert {"mean_ap", "ap50", "aji", "pq", "images"} <= set(scores) and scores["images"] == len(heldout)
+    assert (scores["ap50_low"] is None) == (len(heldout) < 2)
     for picture in ("ap_curve.png", "overlays.png"):
         assert (ev / picture).stat().st_size > 5000
     report = tmp_path / "report.html"  # outside the shared run
@@ -137,6 +141,7 @@ def test_heldout_evaluation_tables_pictures_and_report(trained, tmp_path):
         "changes.md",
     ):
         assert name in html, name
+    assert ("95 % bootstrap intervals" if len(heldout) >= 2 else "One held-out image: no interval") in html
 
 
 def sha256_of(path) -> str:

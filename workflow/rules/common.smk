@@ -300,8 +300,9 @@ config["_report"] = {
     "training_images": _read_json(f"{PRIMARY.dir['trainset']}/packing_stats.json").get("images"),
     **{k: PRIMARY.config[k] for k in ("nchan", "nclasses", "dim", "n_epochs")},
     "evaluated": bool(_SCORES),
-    "ap50": _SCORES.get("ap50"),
-    "mean_ap": _SCORES.get("mean_ap"),
+    **{
+        k: _SCORES.get(k) for k in ("ap50", "mean_ap", "ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high")
+    },
     "runs": len(RUNS),
 }
 

@@ -18,6 +18,7 @@ from omnitrain.evaluation import (
     PLANE_GAP,
     TP_COLOUR,
     VOLUME_PLANES,
+    interval_text,
     overlay,
     score,
     volume_planes,
@@ -34,6 +35,11 @@ def ap_curve(summary, per_threshold, path) -> None:
     ax.plot(
         summary["iou_threshold"], summary["ap"], color="C0", lw=2.5, marker="o", label="all held-out images"
     )
+    if len(summary) and summary["ap_low"].notna().all():
+        ax.fill_between(
+            summary["iou_threshold"], summary["ap_low"], summary["ap_high"], color="C0", alpha=0.15, lw=0,
+            label="95 % bootstrap interval over images",
+        )  # fmt: skip
     ax.plot([], [], color="0.75", lw=1, label="one image")
     ax.set_xlabel("IoU threshold")
     ax.set_ylabel("AP = TP / (TP + FP + FN)")
@@ -124,8 +130,9 @@ def main(sm) -> None:
         return
     log.info(
         f"held-out: {overall['images']} image(s), {overall['true_objects']} true"
-        f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f},"
-        f" AP@0.5 {overall['ap50']:.3f},"
+        f" / {overall['predicted_objects']} predicted objects; mean AP {overall['mean_ap']:.3f}"
+        f"{interval_text(overall, 'mean_ap')}, AP@0.5 {overall['ap50']:.3f}{interval_text(overall, 'ap50')}"
+        f"{' ([95 % bootstrap interval over images])' if interval_text(overall, 'ap50') else ''},"
         f" AJI {overall['aji']:.3f}, PQ {overall['pq']:.3f}; summary: {sm.output.summary}"
     )
 

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 import pandas as pd
 
 from omnitrain.drafts import origins, read_drafts
+from omnitrain.evaluation import INTERVAL_KEYS
 from omnitrain.hashing import SCRIPTS, code_digest, version_id
 from omnitrain.manifest import files_of, run_info, write_json
 from omnitrain.registry import (
@@ -116,7 +117,9 @@ def main(sm) -> None:
             "pretrained": card.get("pretrained_model"),  # name, URL and sha256 of the model it started from
         },
         "scores": {
-            "summary": {k: scores.get(k) for k in ("mean_ap", "ap50", "ap75", "aji", "pq", "images")},
+            "summary": {
+                k: scores.get(k) for k in ("mean_ap", "ap50", "ap75", "aji", "pq", "images", *INTERVAL_KEYS)
+            },
             "per_image": {
                 str(r["image"]): {"mean_ap": float(r["mean_ap"]), "ap50": float(r["ap50"])}
                 for r in per_image.to_dict("records")
