@@ -242,8 +242,8 @@ def overlay(image: np.ndarray, true: np.ndarray, pred: np.ndarray, threshold: fl
 
 
 def interval_text(scores: dict, key: str) -> str:
-    """" [0.71, 0.88]" for a score's 95 % bootstrap interval in ``scores`` (scores.json), or "" without one
-    (fewer than two held-out images, or scores written before intervals were)."""
+    """A score's 95 % bootstrap interval in ``scores`` (scores.json) as text to append, " [0.71, 0.88]", or ""
+    without one (fewer than two held-out images, or scores written before intervals were)."""
     low, high = scores.get(f"{key}_low"), scores.get(f"{key}_high")
     return "" if low is None or high is None else f" [{low:.2f}, {high:.2f}]"
 

@@ -6,11 +6,13 @@ passes 0 unless --logits); the device is chosen by ``use_gpu: auto``; seeds are 
 model is checked against nchan/nclasses/dim before training (Omnipose silently trains from random
 weights on a mismatch); a built-in's diam_mean follows its name (omnitrain/pretrained.py); with nclasses 3
 the loss's boundary term is taken on logits (:func:`fix_boundary_loss`: Omnipose 1.1.4 crashes otherwise);
+``training.symmetry: false`` turns the flip-symmetry term off (:func:`set_symmetry`: no CLI flag in 1.1.4);
 and the model file name has no timestamp (so Snakemake knows it).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -367,6 +369,18 @@ def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:
         "scale_factor": 2,
         "allow_blank_masks": bool(config["tiling"]["keep_empty"]),
     }
+
+
+def set_symmetry(model, on: bool) -> bool:
+    """Turn Omnipose's flip-symmetry loss term off (``training.symmetry: false``); True when it did.
+
+    Omnipose 1.1.4's loop calls ``model._train_step(x, lbl)`` with its default ``symmetry_weight=1`` and
+    offers no flag for it: the step is bound to 0, Omnipose's own switch (its loss rescales every term, so
+    only 0 and not-0 differ). With it off, a step runs the network once instead of three times (2D)."""
+    if on:
+        return False
+    model._train_step = functools.partial(model._train_step, symmetry_weight=0)
+    return True
 
 
 def fix_boundary_loss(model) -> bool:

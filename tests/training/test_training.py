@@ -21,6 +21,7 @@ from omnitrain.training import (
     net_type,
     resolve_device,
     seed_everything,
+    set_symmetry,
     train_kwargs,
     unfit_pretrained_files,
 )
@@ -208,3 +209,34 @@ def test_omniposes_own_loader_is_checked_against_the_training_set(tmp_path, monk
     monkeypatch.setattr(training, "discover", lambda folder: one_pair)
     (said,) = training.omnipose_disagreements(tmp_path)
     assert said.startswith("Omnipose pairs") and "packed_001_masks.tif" in said
+
+
+def test_symmetry_off_runs_the_network_once_a_step_and_still_learns():
+    """Omnipose 1.1.4 runs the network on the batch and its two flips each step; training.symmetry false
+    binds its own symmetry_weight=0: one pass a step, the same loss terms otherwise."""
+    img, lab = make_image("colony_dense_02")
+    images, labels = [img[:192, :192].astype(np.float32)], [lab[:192, :192]]
+    kwargs = train_kwargs(config(n_epochs=1, training={"nimg_per_epoch": 4}), None, "net")
+
+    def forward_passes(symmetry: bool) -> tuple[int, int]:
+        seed_everything(0)
+        model = models.CellposeModel(**model_kwargs(config(), False, None))
+        assert set_symmetry(model, symmetry) is (not symmetry)
+        calls, steps = [0], [0]
+        model.net.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+        step = model._train_step
+
+        def counted(*args, **kw):
+            steps[0] += 1
+            return step(*args, **kw)
+
+        model._train_step = counted
+        before = [p.detach().clone() for p in model.net.parameters()]
+        model.train(images, labels, [None], **kwargs)
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.net.parameters(), strict=True))
+        return calls[0], steps[0]
+
+    on, on_steps = forward_passes(True)
+    off, off_steps = forward_passes(False)
+    assert on_steps == off_steps == 2  # 4 crops in batches of 2
+    assert (on, off) == (3 * on_steps, off_steps)

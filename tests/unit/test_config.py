@@ -43,7 +43,7 @@ def test_defaults_are_filled(base):
 
 
 def test_shipped_config_files_are_valid(good_folder):
-    for name in ("config.yaml", "demo.yaml"):
+    for name in ("config.yaml", "demo.yaml", "cpu.yaml"):
         with open(SCHEMA.parents[2] / "config" / name) as fh:
             config = yaml.safe_load(fh)
         config["dir"] = str(good_folder)

@@ -48,7 +48,8 @@ def test_the_leaderboard_ranks_two_experiments_with_mean_and_sd(experiments_run)
     assert (folder / "results/leaderboard.png").stat().st_size > 0
     runs = pd.read_csv(folder / "results/leaderboard_runs.tsv", sep="\t")
     assert len(runs) == 4 and sorted(runs["fold"]) == [1, 1, 2, 2]
-    assert {"ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high"} <= set(runs.columns)  # bootstrap intervals
+    # each run's 95 % bootstrap intervals over held-out images
+    assert {"ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high"} <= set(runs.columns)
     registry = pd.read_csv(folder / "results/registry.tsv", sep="\t")
     assert sorted(zip(registry["experiment"], registry["fold"], strict=True)) == [
         ("base", 1), ("base", 2), ("slow_lr", 1), ("slow_lr", 2),

@@ -37,6 +37,7 @@ from omnitrain.training import (
     omnipose_disagreements,
     resolve_device,
     seed_everything,
+    set_symmetry,
     sparse_failure,
     starting_model,
     train_kwargs,
@@ -114,6 +115,8 @@ def main(sm) -> None:
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
     if fix_boundary_loss(model):
         log.info("nclasses 3: the loss's boundary term is taken on logits (Omnipose 1.1.4 crashes otherwise)")
+    if set_symmetry(model, cfg["training"]["symmetry"]):
+        log.info("training.symmetry false: Omnipose's flip-symmetry term is off (one forward pass a step)")
     save_path = str(save_path_of(model_path))
     netstr = Path(model_path).name
     kwargs = train_kwargs(cfg, save_path, netstr, len(sm.params.sources))
