@@ -42,7 +42,7 @@ from bench_quality import DSB, fluorescence_folder  # noqa: E402
 
 from omnitrain.experiments import deep_merge as merge  # noqa: E402
 
-#: The DSB preparation: 5 held-out images (source-level), 2 set aside as validation (not used here).
+#: The DSB preparation: 5 held-out images (source-level), 5 set aside as validation (not used here).
 PREPARATION = {
     "dir": "dsb_fluo",
     "diameter": 0,

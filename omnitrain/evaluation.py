@@ -127,6 +127,7 @@ def bootstrap_intervals(
     options = {
         "paired": True, "vectorized": True, "axis": -1, "method": "percentile",
         "confidence_level": confidence, "n_resamples": n_resamples,
+        "batch": 200,  # resamples at a time: memory of 10 thresholds x 200 x images, not x 2000
     }  # fmt: skip
     per = bootstrap((tp, fp, fn), _pooled_ap, rng=np.random.default_rng(seed), **options)
     mean = bootstrap(

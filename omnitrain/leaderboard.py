@@ -102,7 +102,9 @@ def plot(board: pd.DataFrame, runs: pd.DataFrame, metric: str, path) -> None:
     # An asymmetric bar per experiment: the sd over folds where there are folds, else the run's interval.
     below = np.where(np.isnan(sds), means - lows, sds)
     above = np.where(np.isnan(sds), highs - means, sds)
-    ax.barh(y, means, xerr=np.nan_to_num([below, above]), color="#9ecae1", capsize=4)
+    # (clipped at 0: an interval of identical images can miss its mean by a rounding step, and matplotlib
+    # refuses a negative error bar)
+    ax.barh(y, means, xerr=np.clip(np.nan_to_num([below, above]), 0, None), color="#9ecae1", capsize=4)
     for i, name in enumerate(order):
         folds = runs[(runs["experiment"] == name) & (runs["fold"] != "")]
         ax.plot(pd.to_numeric(folds[metric]), np.full(len(folds), i), "o", color="#08519c", ms=4)

@@ -50,6 +50,10 @@ def test_the_leaderboard_ranks_two_experiments_with_mean_and_sd(experiments_run)
     assert len(runs) == 4 and sorted(runs["fold"]) == [1, 1, 2, 2]
     # each run's 95 % bootstrap intervals over held-out images
     assert {"ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high"} <= set(runs.columns)
+    scored = runs.dropna(subset=["ap50_low"])
+    assert (scored["ap50_low"] <= scored["ap50"] + 1e-9).all() and (
+        scored["ap50"] <= scored["ap50_high"] + 1e-9
+    ).all()
     registry = pd.read_csv(folder / "results/registry.tsv", sep="\t")
     assert sorted(zip(registry["experiment"], registry["fold"], strict=True)) == [
         ("base", 1), ("base", 2), ("slow_lr", 1), ("slow_lr", 2),

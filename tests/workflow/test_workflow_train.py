@@ -141,7 +141,7 @@ def test_heldout_evaluation_tables_pictures_and_report(trained, tmp_path):
         "changes.md",
     ):
         assert name in html, name
-    assert ("95 % bootstrap intervals" if len(heldout) >= 2 else "One held-out image: no interval") in html
+    assert ("95 % bootstrap intervals" if len(heldout) >= 2 else "No interval: it needs two or more") in html
 
 
 def sha256_of(path) -> str:
