@@ -101,6 +101,12 @@ def _pooled_ap(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, axis: int = -1) -
     return np.where(total > 0, tp / np.maximum(total, 1), 1.0)
 
 
+def _ap_and_mean(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Pooled AP per threshold (rows) with their mean appended as the last row."""
+    ap = _pooled_ap(tp, fp, fn, axis)
+    return np.concatenate([ap, ap.mean(axis=0, keepdims=True)])
+
+
 def bootstrap_intervals(
     per_threshold: pd.DataFrame, confidence=CONFIDENCE, n_resamples=RESAMPLES, seed=BOOTSTRAP_SEED
 ) -> dict[str, tuple]:
@@ -129,18 +135,13 @@ def bootstrap_intervals(
         "confidence_level": confidence, "n_resamples": n_resamples,
         "batch": 200,  # resamples at a time: memory of 10 thresholds x 200 x images, not x 2000
     }  # fmt: skip
-    per = bootstrap((tp, fp, fn), _pooled_ap, rng=np.random.default_rng(seed), **options)
-    mean = bootstrap(
-        (tp, fp, fn),
-        lambda tp, fp, fn, axis: _pooled_ap(tp, fp, fn, axis).mean(axis=0),
-        rng=np.random.default_rng(seed),
-        **options,
-    )
-    lows, highs = per.confidence_interval
+    # One resampling for both: the per-threshold APs and, as the last row, their mean (mean AP).
+    result = bootstrap((tp, fp, fn), _ap_and_mean, rng=np.random.default_rng(seed), **options)
+    lows, highs = (np.asarray(v, dtype=float) for v in result.confidence_interval)
     return {
-        "ap": ([float(v) for v in lows], [float(v) for v in highs]),
+        "ap": (lows[:-1].tolist(), highs[:-1].tolist()),
         "ap50": (float(lows[0]), float(highs[0])),
-        "mean_ap": tuple(float(v) for v in mean.confidence_interval),
+        "mean_ap": (float(lows[-1]), float(highs[-1])),
     }
 
 
