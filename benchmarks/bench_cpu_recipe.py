@@ -11,10 +11,11 @@ interval of AP@0.5 over the held-out images).
 
 Arms run one after the other, never at once (2 cores); each prints a row as it ends, and a table at the end.
 `--arms` names arms of ARMS; `--minutes` is each arm's training budget; `--seeds 0 1 2` repeats arms.
-The arm "demo" is config/demo.yaml's training recipe (16 crops of 64 px an epoch, batch 4): its seconds per
+The arm "old_demo" is the demo's recipe before December 2026 (16 crops of 64 px an epoch, batch 4, RAdam 0.1,
+symmetry term on; config/demo.yaml now trains with this search's lessons): its seconds per
 epoch, printed beside the others, say what a budget means on another machine.
 
-Usage: python benchmarks/bench_cpu_recipe.py --arms demo nosym ... [--minutes 6] [--seeds 0] [--keep DIR]
+Usage: python benchmarks/bench_cpu_recipe.py --arms old_demo nosym ... [--minutes 6] [--seeds 0] [--keep DIR]
            [--out TABLE.tsv] [--plot CURVES.png]
        python benchmarks/bench_cpu_recipe.py --tables A.tsv B.tsv --plot CURVES.png   (redraw, no training)
 """
@@ -49,7 +50,7 @@ PREPARATION = {
     "diameter": 0,
     "split": {"test_fraction": 0.25, "validation_fraction": 0.1, "min_train": 8},
 }
-#: The demo's training recipe (config/demo.yaml), the starting point.
+#: The demo's training recipe before December 2026, the starting point (config/demo.yaml now has the lessons).
 DEMO = {
     "RAdam": True, "learning_rate": 0.1, "batch_size": 4, "tyx": [64, 64],
     "training": {"nimg_per_epoch": 16}, "nclasses": 2,
@@ -59,7 +60,7 @@ DEMO = {
 #: channels-last memory order (oneDNN's preferred layout for convolutions on a CPU; the same arithmetic).
 NOSYM = {"training": {"symmetry": False}}
 ARMS = {
-    "demo": {},
+    "old_demo": {},
     "nosym": NOSYM,
     "nosym_lr0.01": {**NOSYM, "learning_rate": 0.01},
     "nosym_sgd": {**NOSYM, "RAdam": False, "learning_rate": 0.2},
@@ -221,7 +222,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arms", nargs="+", default=["demo"], choices=sorted(ARMS))
+    parser.add_argument("--arms", nargs="+", default=["old_demo"], choices=sorted(ARMS))
     parser.add_argument("--minutes", type=float, default=6.0, help="training budget of each arm")
     parser.add_argument("--snapshots", type=int, default=3, help="held-out scorings along each arm")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -246,7 +247,7 @@ def main() -> None:
     for seed in args.seeds:
         for arm in args.arms:
             print(
-                f"arm {arm} (seed {seed}): {ARMS[arm] or 'the demo recipe'}, {args.minutes} min", flush=True
+                f"arm {arm} (seed {seed}): {ARMS[arm] or 'old demo recipe'}, {args.minutes} min", flush=True
             )
             rows += train_arm(arm, copy.deepcopy(ARMS[arm]), seed, args.minutes, args.snapshots, work)
     table = pd.DataFrame(rows)

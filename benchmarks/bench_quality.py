@@ -4,16 +4,25 @@ The seed's claim: with dense crops packed into ensemble images, Omnipose "sees t
 lot faster". This asks it through the pipeline itself, as two experiments of one config (README,
 "Experiments"): `base` (packing on) and `raw` (packing off: the tiled source images), on the DSB 2018
 fluorescence images with manual labels (../shared/data). Same held-out images, same validation images, same
-training compute (crops of the same size per epoch, epochs, batch size, optimiser). It prints, per arm,
-held-out AP@0.5 and mean AP, seconds per epoch and wall time, and the time-to-accuracy ratio: the training
-time the packed arm needed to reach the raw arm's final validation AP@0.5 (monitored learning curves), over
-the raw arm's whole training time (below 1: packing gets there sooner).
+training compute (crops of the same size per epoch, epochs, batch size, optimiser). With cross-validation
+folds (--cpu: 3) each arm trains once per fold (the folds are source-level: each fold's validation images are
+held back from both arms), so every figure comes with its spread.
+
+It prints, per run, held-out AP@0.5 and mean AP, seconds per epoch and training time; per arm their mean and
+sd over the folds; and per fold the time-to-accuracy ratio: the training time the packed arm needed to reach
+the raw arm's final validation AP@0.5 (monitored learning curves), over the raw arm's whole training time
+(below 1: packing gets there sooner), with its mean and sd. Training time here leaves the monitor's scorings
+out (they are not training, and both arms score alike). `--plot` draws the validation learning curves against
+training seconds and against crops seen.
 
 Modes:
   --smoke  tiny crops, few epochs, on the CPU (about 6-10 min on 2 cores): the mechanics, not quality;
-  --gpu    sized for one modern GPU (about 8 min): 224 px crops, 64 per epoch, 60 epochs: the answer.
+  --cpu    the CPU recipe (config/cpu.yaml's training settings), 3 folds x 2 arms, 450 epochs each (under
+           60 min on 2 cores): the answer on a laptop;
+  --gpu    sized for one modern GPU (about 8 min): 224 px crops, 64 per epoch, 60 epochs.
 
-Usage: python benchmarks/bench_quality.py --smoke | --gpu  [--keep DIR]
+Usage: python benchmarks/bench_quality.py --smoke | --cpu | --gpu  [--keep DIR] [--plot CURVES.png]
+           [--out RUNS.tsv]
 """
 
 from __future__ import annotations
@@ -42,16 +51,27 @@ COMMON = {
     "split": {"test_fraction": 0.25, "validation_fraction": 0.1, "min_train": 8},
     "experiments": {"raw": {"packing": {"enabled": False}}},
 }
+#: config/cpu.yaml's training settings (the recipe the CPU mode measures packing with).
+CPU_RECIPE = {
+    key: value
+    for key, value in yaml.safe_load((ROOT / "config/cpu.yaml").read_text()).items()
+    if key in ("training", "batch_size", "tyx", "RAdam", "learning_rate")
+}
 MODES = {
     "smoke": {
         "n_epochs": 4, "tyx": [64, 64], "batch_size": 4, "training": {"nimg_per_epoch": 32},
         "monitor": {"every": 4}, "use_gpu": False, "resources": {"train_threads": 2},
+    },
+    "cpu": {
+        **CPU_RECIPE, "n_epochs": 450, "monitor": {"every": 50}, "use_gpu": False,
+        "resources": {"train_threads": 2}, "cross_validation": {"folds": 3},
     },
     "gpu": {
         "n_epochs": 60, "tyx": [224, 224], "batch_size": 16, "training": {"nimg_per_epoch": 64},
         "monitor": {"every": 5}, "use_gpu": True, "resources": {"train_threads": 8},
     },
 }  # fmt: skip
+ARMS = {"base": "packed", "raw": "raw"}
 
 
 def fluorescence_folder(target: Path) -> int:
@@ -67,24 +87,168 @@ def fluorescence_folder(target: Path) -> int:
     return pairs
 
 
+def training_seconds(losses: pd.DataFrame) -> pd.Series:
+    """Cumulative training seconds at each epoch's end, without the monitor's scorings: the epoch after a
+    scored one carries the scoring's time in its ``seconds`` (the scoring runs in the epoch's log hook), so it
+    counts as the median epoch instead."""
+    seconds = losses["seconds"].astype(float).copy()
+    after_scoring = losses["val_ap50"].notna().shift(1, fill_value=False)
+    seconds[after_scoring] = seconds[~after_scoring].median()
+    return seconds.cumsum()
+
+
 def reach_seconds(losses: pd.DataFrame, target: float) -> float | None:
     """Training seconds until the monitored validation AP@0.5 first reaches ``target`` (None: never)."""
-    scored = losses.dropna(subset=["val_ap50"])
-    hit = scored[scored["val_ap50"] >= target - 1e-9]
-    return None if hit.empty else float(hit["elapsed"].iloc[0])
+    elapsed = training_seconds(losses)
+    hit = losses["val_ap50"].notna() & (losses["val_ap50"] >= target - 1e-9)
+    return None if not hit.any() else float(elapsed[hit].iloc[0])
+
+
+def read_runs(work: Path) -> tuple[pd.DataFrame, dict]:
+    """The leaderboard's runs (one row per experiment and fold) with each run's training images and crops per
+    epoch, and ``{(experiment, fold): losses}`` (fold 0: no folds)."""
+    runs = pd.read_csv(work / "results/leaderboard_runs.tsv", sep="\t", dtype={"fold": str})
+    runs["fold"] = pd.to_numeric(runs["fold"]).fillna(0).astype(int)
+    losses, images, crops = {}, [], []
+    for _, run in runs.iterrows():
+        record = json.loads((work / f"results/versions/{run['version']}/record.json").read_text())
+        card = json.loads((work / record["paths"]["files"]["card"]).read_text())
+        table = pd.read_csv(work / record["paths"]["folders"]["model"] / "losses.tsv", sep="\t")
+        table["train_seconds"] = training_seconds(table)
+        table["crops_seen"] = (table["epoch"] + 1) * card["crops_per_epoch"]
+        losses[run["experiment"], run["fold"]] = table
+        images.append(record["data"]["training_images"])
+        crops.append(card["crops_per_epoch"])
+    runs["training_images"], runs["crops_per_epoch"] = images, crops
+    runs["train_seconds"] = [
+        float(losses[k]["train_seconds"].iloc[-1]) for k in zip(runs["experiment"], runs["fold"], strict=True)
+    ]
+    return runs, losses
+
+
+def time_to_accuracy(losses: dict, folds: list[int]) -> pd.DataFrame:
+    """Per fold: raw's final validation AP@0.5, when packed first reached it and the ratio to raw's time."""
+    rows = []
+    for fold in folds:
+        raw, packed = losses["raw", fold], losses["base", fold]
+        target = float(raw["val_ap50"].dropna().iloc[-1])
+        reached = reach_seconds(packed, target) if target > 0 else None
+        raw_time = float(raw["train_seconds"].iloc[-1])
+        rows.append(
+            {
+                "fold": fold, "raw_final_val_ap50": target, "packed_seconds": reached,
+                "raw_seconds": raw_time,
+                "ratio": None if reached is None else reached / max(raw_time, 1e-9),
+            }
+        )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def plot(runs: pd.DataFrame, losses: dict, path: Path) -> None:
+    """Validation AP@0.5 against training seconds and against crops seen, one line per arm and fold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {"base": "#08519c", "raw": "#e6550d"}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for (experiment, fold), table in losses.items():
+        scored = table.dropna(subset=["val_ap50"])
+        label = ARMS[experiment] + (f" (fold {fold})" if fold else "")
+        style = {"color": colours[experiment], "marker": "o", "ms": 3, "alpha": 0.8, "label": label}
+        axes[0].plot(scored["train_seconds"] / 60, scored["val_ap50"], **style)
+        axes[1].plot(scored["crops_seen"], scored["val_ap50"], **style)
+    axes[0].set_xlabel("training minutes (without the monitor's scorings)")
+    axes[1].set_xlabel("crops seen")
+    axes[0].set_ylabel("validation AP@0.5 (each fold's own images)")
+    for ax in axes:
+        ax.set_ylim(0, 1)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=7, frameon=False, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+
+def spread(values: pd.Series) -> str:
+    """``mean ± sd`` (sd over the folds; a single value alone)."""
+    values = pd.to_numeric(values).dropna()
+    if values.empty:
+        return "-"
+    return f"{values.mean():.3f}" + (f" ± {values.std():.3f}" if len(values) > 1 else "")
+
+
+def report(
+    work: Path, runs: pd.DataFrame, losses: dict, config: dict, pairs: int, wall: float, mode: str
+) -> None:
+    record = json.loads((work / "results/versions" / runs.iloc[0]["version"] / "record.json").read_text())
+    d = record["data"]
+    folds = sorted(runs["fold"].unique())
+    print(
+        f"packing on (base) vs off (raw), {mode} mode: DSB 2018 fluorescence, {pairs} images"
+        f" ({d['test_images']} held out; {len(folds) if folds != [0] else 'no'} fold(s));"
+        f" {config['n_epochs']} epochs of {config['training']['nimg_per_epoch']} crops of"
+        f" {config['tyx'][0]} px, batch {config['batch_size']}; pipeline wall time {wall:.0f} s"
+    )
+    header = ("arm", "fold", "train imgs", "AP@0.5", "mean AP", "s/epoch", "train s")
+    print("  {:6} {:>4} {:>10} {:>7} {:>8} {:>8} {:>8}  device".format(*header))
+    for _, row in runs.sort_values(["fold", "experiment"]).iterrows():
+        print(
+            f"  {ARMS[row['experiment']]:6} {row['fold'] or '-':>4} {row['training_images']:>10}"
+            f" {row['ap50']:>7.3f} {row['mean_ap']:>8.3f} {row['seconds_per_epoch']:>8.2f}"
+            f" {row['train_seconds']:>8.0f}  {row['device']}"
+        )
+    if runs["crops_per_epoch"].nunique() > 1:  # Omnipose takes at least one crop per training image
+        print(
+            f"  NOTE: unequal compute, crops per epoch {sorted(set(runs['crops_per_epoch']))}: raise"
+            " training.nimg_per_epoch"
+        )
+    for experiment, group in runs.groupby("experiment", sort=False):
+        print(
+            f"  {ARMS[experiment]:6} held-out AP@0.5 {spread(group['ap50'])},"
+            f" mean AP {spread(group['mean_ap'])} (mean ± sd over {len(group)} run(s))"
+        )
+    ratios = time_to_accuracy(losses, folds)
+    for _, row in ratios.iterrows():
+        where = f"fold {row['fold']}: " if row["fold"] else ""
+        if row["raw_final_val_ap50"] <= 0:
+            print(f"  {where}time-to-accuracy not defined: raw's final validation AP@0.5 is 0")
+        elif row["packed_seconds"] is None or pd.isna(row["packed_seconds"]):
+            print(
+                f"  {where}packed never reached raw's final validation AP@0.5 {row['raw_final_val_ap50']:.3f}"
+            )
+        else:
+            print(
+                f"  {where}packed reached raw's final validation AP@0.5 {row['raw_final_val_ap50']:.3f} after"
+                f" {row['packed_seconds']:.0f} s of training, raw took {row['raw_seconds']:.0f} s:"
+                f" ratio {row['ratio']:.2f}"
+            )
+    if len(ratios) > 1:
+        reached = ratios["ratio"].notna().sum()
+        print(
+            f"  time-to-accuracy ratio {spread(ratios['ratio'])} (mean ± sd over the {reached} of"
+            f" {len(ratios)} folds where packed reached raw's final AP; below 1: packing gets there sooner)"
+        )
+    if mode == "smoke":
+        print("  (smoke mode: a few tiny epochs show the mechanics; --cpu or --gpu answers the question)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--smoke", action="store_const", const="smoke", dest="mode")
-    mode.add_argument("--gpu", action="store_const", const="gpu", dest="mode")
+    for name in MODES:
+        mode.add_argument(f"--{name}", action="store_const", const=name, dest="mode")
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--plot", type=Path, help="draw the validation learning curves here (PNG)")
+    parser.add_argument("--out", type=Path, help="also write the runs' table here (TSV)")
     args = parser.parse_args()
     if not DSB.is_dir():
         raise SystemExit(f"the DSB 2018 data is not at {DSB} (../shared/data): nothing to measure")
-    work = args.keep or Path(tempfile.mkdtemp(prefix="bench_quality_"))
+    work = (args.keep or Path(tempfile.mkdtemp(prefix="bench_quality_"))).resolve()
     work.mkdir(parents=True, exist_ok=True)
+    plot_path, out_path = (p.resolve() if p else None for p in (args.plot, args.out))
     try:
         if not (work / "dsb_fluo").is_dir():
             pairs = fluorescence_folder(work / "dsb_fluo")
@@ -108,53 +272,12 @@ def main() -> None:
             sys.stderr.write(run.stderr[-4000:])
             raise SystemExit("the pipeline failed")
         wall = time.perf_counter() - start
-        runs = pd.read_csv(work / "results/leaderboard_runs.tsv", sep="\t").set_index("experiment")
-        records = {
-            name: json.loads((work / f"results/versions/{row['version']}/record.json").read_text())
-            for name, row in runs.iterrows()
-        }
-        losses = {
-            name: pd.read_csv(work / r["paths"]["folders"]["model"] / "losses.tsv", sep="\t")
-            for name, r in records.items()
-        }
-        d = records["base"]["data"]
-        print(
-            f"packing on (base) vs off (raw), {args.mode} mode: DSB 2018 fluorescence, {pairs} images"
-            f" ({d['train_images']} train, {d['validation_images']} validation,"
-            f" {d['test_images']} held out);"
-            f" {config['n_epochs']} epochs of {config['training']['nimg_per_epoch']} crops of"
-            f" {config['tyx'][0]} px, batch {config['batch_size']}; pipeline wall time {wall:.0f} s"
-        )
-        header = ("arm", "train imgs", "AP@0.5", "mean AP", "s/epoch", "train s")
-        print("  {:6} {:>10} {:>7} {:>8} {:>8} {:>8}  device".format(*header))
-        cards = {
-            name: json.loads((work / r["paths"]["files"]["card"]).read_text()) for name, r in records.items()
-        }
-        crops = {name: card["crops_per_epoch"] for name, card in cards.items()}
-        if crops["base"] != crops["raw"]:  # Omnipose takes at least one crop per training image
-            print(f"  NOTE: unequal compute, crops per epoch {crops}: raise training.nimg_per_epoch")
-        for name, label in (("base", "packed"), ("raw", "raw")):
-            row = runs.loc[name]
-            images = records[name]["data"]["training_images"]
-            print(
-                f"  {label:6} {images:>10} {row['ap50']:>7.3f} {row['mean_ap']:>8.3f}"
-                f" {row['seconds_per_epoch']:>8.1f} {row['wall_seconds']:>8.0f}  {row['device']}"
-            )
-        target = losses["raw"].dropna(subset=["val_ap50"])["val_ap50"].iloc[-1]
-        raw_time = float(losses["raw"]["elapsed"].iloc[-1])
-        reached = reach_seconds(losses["base"], target)
-        if target <= 0:
-            print("  time-to-accuracy: not defined: raw's final validation AP@0.5 is 0 (too little training)")
-        elif reached is None:
-            print(f"  time-to-accuracy: packed never reached raw's final validation AP@0.5 {target:.3f}")
-        else:
-            print(
-                f"  time-to-accuracy: packed reached raw's final validation AP@0.5 {target:.3f} after"
-                f" {reached:.0f} s of training, raw took {raw_time:.0f} s:"
-                f" ratio {reached / max(raw_time, 1e-9):.2f}"
-            )
-        if args.mode == "smoke":
-            print("  (smoke mode: a few tiny epochs show the mechanics; --gpu answers the question)")
+        runs, losses = read_runs(work)
+        report(work, runs, losses, config, pairs, wall, args.mode)
+        if out_path:
+            runs.to_csv(out_path, sep="\t", index=False, float_format="%.4f")
+        if plot_path:
+            plot(runs, losses, plot_path)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the repository root)
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -50,6 +51,12 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     ax.plot([r["epoch"] + 1 for r in rows], [r["loss"] for r in rows], marker="o" if len(rows) < 40 else None,
             label="training loss (epoch mean)")  # fmt: skip
+    if len(rows) >= 40:  # an epoch of a few batches is a noisy mean: a running mean shows the trend
+        window = max(len(rows) // 20, 5)
+        losses = np.array([r["loss"] for r in rows], dtype=float)
+        smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+        ax.plot(np.arange(window, len(rows) + 1), smooth, color="black", lw=1.2,
+                label=f"running mean ({window} epochs)")  # fmt: skip
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.set_title("Omnipose training" + (" and validation" if history else " loss"))
@@ -70,6 +77,8 @@ def loss_curve(rows, path, history=(), best_epoch=None) -> None:
         ax.legend(handles, [h.get_label() for h in handles], fontsize=7, loc="center right")
         if best_epoch is not None:
             ax.axvline(best_epoch + 1, color="grey", lw=0.8, ls=":", label="best epoch")
+    elif len(rows) >= 40:
+        ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
     fig.savefig(tmp, dpi=100, metadata={"Software": None})
