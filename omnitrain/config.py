@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import json
 import re
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = Fal
             raise yaml.constructor.ConstructorError(
                 None, None, "a key must be a plain name, not a list or a section", key_node.start_mark
             )
+        if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode) and not key_node.style:
+            # YAML 1.1 reads yes/no/on/off as booleans, 1 as a number, null/~ as nothing: not the name written
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"the name {key_node.value} is read by YAML as {_yaml_word(key)}",
+                key_node.start_mark,
+            )
         line = key_node.start_mark.line + 1
         if key in seen:
             raise yaml.constructor.ConstructorError(
@@ -60,6 +69,15 @@ def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = Fal
             )
         seen[key] = line
     return loader.construct_mapping(node, deep)
+
+
+def _yaml_word(value) -> str:
+    """What YAML made of an unquoted name: 'true', 'the number 1', 'null (nothing)'."""
+    if value is None:
+        return "null (nothing), not a name"
+    if isinstance(value, bool):
+        return f"{str(value).lower()}, not a name"
+    return f"the number {value}, not a name"
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
@@ -84,6 +102,9 @@ def check_config_files(paths) -> None:
             line = exc.problem_mark.line + 1 if exc.problem_mark else 0
             if "appears twice" in str(exc.problem):
                 msgs.append(f"{path}, line {line}: {exc.problem}: keep one of them")
+            elif "is read by YAML as" in str(exc.problem):
+                word = str(exc.problem).split()[2]
+                msgs.append(f"{path}, line {line}: {exc.problem}: quote it: '{word}':")
             elif "plain name" in str(exc.problem):
                 msgs.append(f"{path}, line {line}: {exc.problem}: write the config's key names")
             else:
@@ -219,8 +240,9 @@ def _spelling(sub: dict) -> str:
         return "one of " + ", ".join(yaml.safe_dump(v).splitlines()[0] for v in sub["enum"])
     words = {"boolean": "true or false", "integer": "a whole number", "number": "a number"}
     words |= {"null": "null", "string": "text", "array": "a list such as [224, 224]"}
+    words |= {"object": "a section of `name: value` lines"}
     return " or ".join(
-        words[k] for k in ("boolean", "integer", "number", "array", "string", "null") if k in kinds
+        words[k] for k in ("boolean", "integer", "number", "array", "object", "string", "null") if k in kinds
     )
 
 
@@ -250,6 +272,14 @@ def cross_checks(config: dict) -> list[str]:
             msgs.append(
                 f"tyx {tyx} is not square: Omnipose 1.1.4 crashes on non-square 2D crops"
                 f" (omnipose/loss.py); use [{side}, {side}]"
+            )
+        elif config["dim"] == 3 and len(set(_rounded(tyx))) > 1:
+            side = max(_rounded(tyx))
+            msgs.append(
+                f"tyx {tyx} is not a cube: Omnipose 1.1.4's illumination augmentation builds its gradient"
+                " from one side of the crop and applies it along the last axis (omnipose/core.py"
+                " random_crop_warp), so a training with unequal sides dies in its first epochs; use"
+                f" [{side}, {side}, {side}] (Omnipose's warp fills a crop deeper than a volume)"
             )
 
     if config["dim"] == 3 and config["train_size"]:
@@ -362,23 +392,72 @@ def _drop_unknown(node: dict, schema: dict) -> None:
 
 
 def schema_errors(config: dict, schema: dict) -> list[str]:
-    """Every schema violation, each named by its key (Snakemake's validate reports only the first)."""
+    """Every schema violation, each named by its key and said in plain words with its fix (Snakemake's
+    validate reports only the first, in jsonschema's words)."""
     from jsonschema import Draft202012Validator
 
-    msgs = []
     errors = Draft202012Validator(schema).iter_errors(config)
-    for err in sorted(errors, key=lambda e: [str(p) for p in e.path]):
-        key = ".".join(str(p) for p in err.path) or "the config"
-        sub = schema
-        for part in err.path:
-            sub = (
-                sub.get("properties", {}).get(str(part), {})
-                if isinstance(part, str)
-                else sub.get("items", {})
-            )
-        fix = _spelling(sub) if err.validator in ("type", "enum") and _types(sub) else ""
-        msgs.append(f"{key}: {err.message}" + (f"; write {fix}" if fix else ""))
-    return msgs
+    return [schema_message(err, schema) for err in sorted(errors, key=lambda e: [str(p) for p in e.path])]
+
+
+def _entry(schema: dict, path) -> dict:
+    """The schema entry of the key at ``path`` (a list's items for an index)."""
+    sub = schema
+    for part in path:
+        if not isinstance(part, str):
+            sub = sub.get("items", {})
+        elif str(part) in sub.get("properties", {}):
+            sub = sub["properties"][str(part)]
+        else:  # a name of the user's own (an experiment): the entry every such name has
+            extra = sub.get("additionalProperties")
+            sub = extra if isinstance(extra, dict) else {}
+    return sub
+
+
+def _shown(value) -> str:
+    """A value as the user would write it in the YAML file."""
+    return json.dumps(value) if not isinstance(value, str) else f"'{value}'"
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {list: "a list", dict: "a section", str: "text", int: "a whole number", float: "a number"}
+    return "null (nothing)" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def schema_message(err, schema: dict) -> str:
+    """One schema violation as ``key: what is wrong; the fix``, by the schema keyword it breaks (a table of
+    sentences: jsonschema's own, e.g. "should not be valid under {'const': 1}", are not for a user)."""
+    key = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in err.path).lstrip(".") or "the config"
+    sub, value, rule = _entry(schema, err.path), err.instance, err.validator_value
+    shown = _shown(value)
+    if err.validator == "type" or (err.validator == "enum" and not sub.get("enum")):
+        return f"{key}: {shown} is {_kind(value)}; write {_spelling(sub) or _spelling({'type': rule})}"
+    if err.validator == "enum":
+        return f"{key}: {shown} is not one of its choices; write {_spelling(sub)}"
+    if err.validator == "minimum":
+        return f"{key}: {shown} is below {rule}, the smallest it can be; write {rule} or more"
+    if err.validator == "exclusiveMinimum":
+        return f"{key}: {shown} must be above {rule}; write a value above {rule}"
+    if err.validator == "maximum":
+        return f"{key}: {shown} is above {rule}, the largest it can be; write {rule} or less"
+    if err.validator == "exclusiveMaximum":
+        return f"{key}: {shown} must be below {rule}; write a value below {rule}"
+    if err.validator == "minLength":
+        return f"{key}: it is empty; give it a value ({' '.join(sub.get('description', '').split())})"
+    if err.validator == "minItems":
+        return f"{key}: the list {shown} is empty; give at least {rule} value(s)"
+    if err.validator == "required":
+        missing = [k for k in rule if k not in value]
+        return "; ".join(
+            f"the config has no '{k}': set it ({_entry(schema, [k]).get('description')})" for k in missing
+        )
+    if err.validator == "not":
+        meaning = " ".join(sub.get("description", "").split())
+        return f"{key}: {shown} is not allowed here; write another value ({meaning})"
+    # A keyword this table does not know yet: jsonschema's words, with where the key is explained.
+    return f"{key}: {err.message}; config/README.md says what {key} takes"
 
 
 #: The omnipose command-line flags that are top-level keys of the config.

@@ -43,6 +43,9 @@ class Header:
     shape: tuple[int, ...]
     dtype: np.dtype
     compression: str | None = None  # a lossy TIFF compression, by name; None otherwise
+    #: The separate images a TIFF holds (pages saved one by one, OME-TIFF series): read as one stack along a
+    #: new first axis (``shape`` includes it), so that no page is ever dropped; 1 for every other file.
+    images: int = 1
 
     @property
     def nbytes(self) -> int:
@@ -86,9 +89,19 @@ def read_header(path: str | Path) -> Header:
     if ext in (".tif", ".tiff"):
         # tifffile logs each inconsistency of a broken header; the caller reports the file once.
         with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            code = int(tif.pages[0].compression)
-            return Header(tuple(series.shape), np.dtype(series.dtype), LOSSY_TIFF_COMPRESSIONS.get(code))
+            series = tif.series
+            lossy = LOSSY_TIFF_COMPRESSIONS.get(int(tif.pages[0].compression))
+            kinds = sorted({(tuple(s.shape), str(s.dtype)) for s in series})
+            if len(kinds) > 1:
+                listed = ", ".join(f"{'x'.join(map(str, shape))} {dtype}" for shape, dtype in kinds[:4])
+                raise ReadError(
+                    f"the TIFF holds {len(series)} separate images of different shapes or types ({listed}):"
+                    " a file holds one image (or one stack); save each image as its own file"
+                )
+            shape = tuple(series[0].shape)
+            if len(series) > 1:
+                shape = (len(series), *shape)
+            return Header(shape, np.dtype(series[0].dtype), lossy, images=len(series))
     if ext == ".npy":
         with open(path, "rb") as fh:
             return _npy_header(fh)
@@ -149,7 +162,10 @@ def read_array(path: str | Path) -> np.ndarray:
             raise ReadError("the file is empty (0 bytes)")
         check_size(read_header(path))
         if ext in (".tif", ".tiff"):
-            return tifffile.imread(path)
+            with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
+                if len(tif.series) > 1:  # tifffile.imread reads the first only: every page, as one stack
+                    return np.stack([s.asarray() for s in tif.series])
+                return tif.asarray()
         if ext == ".npy":
             return np.load(path, allow_pickle=False)
         if ext == ".npz":

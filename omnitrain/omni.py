@@ -55,6 +55,11 @@ def omnipose_models():
         # A function numba cannot cache (one that reads a global array, say) is compiled as before;
         # its warning says so at every first call and is not the user's business.
         warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
+        # Omnipose 1.1.4 decorates functions with torch.jit.script, which torch 2.x deprecates with a
+        # FutureWarning per decorated function in every job (144 of a demo's 740 lines); nothing to act on.
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+        )
         with numba_cache():
             import cellpose_omni.models  # noqa: F401
             import omnipose.core  # noqa: F401

@@ -89,7 +89,14 @@ def architecture(path: str | Path) -> dict[str, int]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TrainingError(f"pretrained_model {path} cannot be read as a torch state_dict ({exc})") from None
+        # torch's own message is a page on weights_only and pickling: its first line is the reason.
+        reason = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        if "weights only load failed" in reason.lower():
+            reason = "not a file of weights that torch.load reads safely (weights_only=True)"
+        raise TrainingError(
+            f"pretrained_model {path} cannot be read as a torch state_dict: {reason}; give the file Omnipose"
+            " saved (models/<name> in its training folder), a built-in name such as cyto2_omni, or null"
+        ) from None
     if not isinstance(state, dict) or FIRST_CONV not in state or OUTPUT_CONV not in state:
         raise TrainingError(
             f"pretrained_model {path} is not an Omnipose/Cellpose model file (no '{FIRST_CONV}' weights)"

@@ -155,8 +155,21 @@ def _dimension_mismatch(what: str, shape: tuple[int, ...], dim: int) -> tuple[st
     )
 
 
+def _equal_channels(lab: np.ndarray) -> bool:
+    """Whether the colour channels (R, G, B; alpha aside) of a channel-last image are equal everywhere."""
+    return bool(np.array_equal(lab[..., 0], lab[..., 1]) and np.array_equal(lab[..., 0], lab[..., 2]))
+
+
 def _as_integer_labels(lab: np.ndarray, path: Path, dim: int) -> tuple[np.ndarray, Problem | None]:
     """The labels as integers, or the error that says why they are no label matrix."""
+    if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4) and _equal_channels(lab):
+        return lab, error(
+            path,
+            "colour-labels",
+            f"labels are a colour image {lab.shape} whose colour channels are equal: a grey label matrix"
+            " saved as RGB, which holds at most 255 objects and loses any label above 255",
+            "save the label matrix as a one-channel image (a 16-bit TIFF or PNG) from your annotation tool",
+        )
     if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):
         return lab, error(
             path,
@@ -376,7 +389,9 @@ def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) ->
                 f" {list(settings.tyx)}: Omnipose pads it with zeros",
                 "use a smaller tyx"
                 + (
-                    ", or leave such images to the pipeline's dense-crop packing" if settings.dim == 2 else ""
+                    ", or leave such images to the pipeline's dense-crop packing"
+                    if settings.dim == 2
+                    else " (a cube: Omnipose 1.1.4 needs one in 3D), or keep it: thin volumes are padded in z"
                 ),
             )
         )
@@ -422,8 +437,8 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
     row: dict = {"base": pair.base, "image": str(pair.image), "label": str(pair.label)}
     row["links"] = str(pair.links) if pair.links else ""
     row["n_links"] = 0
-    lab, problems = _read_labels(pair.label)
-    img, found = _read(pair.image, "image")
+    lab, problems = _read_labels(pair.label, settings.dim)
+    img, found = _read(pair.image, "image", settings.dim)
     problems += found
     values = np.array([], dtype=np.int64)
     label_ok = False
@@ -443,8 +458,29 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
     return row, problems
 
 
-def _read(path: Path, what: str) -> tuple[np.ndarray | None, list[Problem]]:
+def several_pages(path: Path, what: str, dim: int) -> Problem | None:
+    """The error for a TIFF whose pages were saved as separate images in a 2D run (which takes one image per
+    file; tifffile alone would read the first page and drop the others in silence); None otherwise."""
+    try:
+        pages = read_header(path).images
+    except Exception:  # an unreadable header: reading the file reports it with its reason
+        return None
+    if pages == 1 or dim != 2:
+        return None
+    return error(
+        path,
+        "several-pages",
+        f"the {what} holds {pages} pages saved as separate images, and a 2D run takes one image per file",
+        "save each page as its own file (an image and its label file per page); if the pages are the planes"
+        " of one volume, train it with dim: 3, which reads them as one ZYX stack",
+    )
+
+
+def _read(path: Path, what: str, dim: int) -> tuple[np.ndarray | None, list[Problem]]:
     """The array of an image or label file, or the problem that says why it cannot be used."""
+    problem = several_pages(path, what, dim)
+    if problem:
+        return None, [problem]
     try:
         return read_array(path), []
     except TooLarge as exc:
@@ -461,7 +497,7 @@ def _read(path: Path, what: str) -> tuple[np.ndarray | None, list[Problem]]:
         return None, [error(path, "unreadable", f"cannot read the {what} ({exc})", "re-export the file")]
 
 
-def _read_labels(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
+def _read_labels(path: Path, dim: int) -> tuple[np.ndarray | None, list[Problem]]:
     """The label matrix, unless a lossy TIFF compression (JPEG, ...) has changed its values."""
     try:
         compression = read_header(path).compression
@@ -478,7 +514,7 @@ def _read_labels(path: Path) -> tuple[np.ndarray | None, list[Problem]]:
                 " LZW), from the annotation tool's original labels",
             )
         ]
-    return _read(path, "label file")
+    return _read(path, "label file", dim)
 
 
 #: Label errors after which the label's shape says nothing about the image's.

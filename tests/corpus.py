@@ -236,4 +236,39 @@ def case_upper_case_label_extension(f):
     return "shouty.tif", "image-without-label", {}
 
 
+def case_grey_labels_saved_as_rgb(f):
+    lab = cells()
+    write_pair(f, "greyrgb", lab=lab, label_ext=None)
+    save(f / "greyrgb_masks.png", np.repeat(lab.astype(np.uint8)[..., None], 3, axis=-1))
+    return "greyrgb_masks.png", "colour-labels", {}
+
+
+def _pages(path, *planes):
+    """A TIFF of pages saved one by one (tifffile reads only the first of them as the file's image)."""
+    tifffile.imwrite(path, planes[0])
+    for plane in planes[1:]:
+        tifffile.imwrite(path, plane, append=True)
+
+
+def case_label_of_two_pages(f):
+    lab = cells()
+    write_pair(f, "paged", lab=lab, label_ext=None)
+    _pages(f / "paged_masks.tif", lab, cells(n=3))
+    return "paged_masks.tif", "several-pages", {}
+
+
+def case_image_of_two_pages(f):
+    lab = cells()
+    write_pair(f, "paged", lab=lab)
+    _pages(f / "paged.tif", image_for(lab), image_for(lab, 1))
+    return "paged.tif", "several-pages", {}
+
+
+def case_tiff_of_two_different_images(f):
+    lab = cells()
+    write_pair(f, "mixed", lab=lab, label_ext=None)
+    _pages(f / "mixed_masks.tif", lab, lab[:32, :32])
+    return "mixed_masks.tif", "unreadable", {}
+
+
 CASES = [v for k, v in sorted(globals().items()) if k.startswith("case_")]

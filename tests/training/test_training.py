@@ -104,6 +104,16 @@ def test_wrong_pretrained_model_is_refused_with_both_values(tmp_path):
         check_pretrained(tmp_path / "junk", 1, 2, 2)
 
 
+def test_random_bytes_as_a_model_get_one_line_with_the_fix_not_torchs_page(tmp_path):
+    path = tmp_path / "random.pth"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(TrainingError) as info:
+        architecture(path)
+    message = str(info.value)
+    assert "\n" not in message and "PyTorch 2.6" not in message and "arbitrary code" not in message
+    assert "cannot be read as a torch state_dict" in message and "a built-in name such as" in message
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_use_gpu_true_without_gpu_is_a_clear_error():
     with pytest.raises(TrainingError, match="sees no CUDA GPU"):

@@ -103,8 +103,8 @@ def test_all_unknown_keys_are_listed_at_once(base):
         ({"pretrained_model": "/no/such/model"}, ["is not a file"]),
         ({"dir": "/no/such/folder"}, ["is not a folder", "working directory"]),
         ({"test_dir": "/no/such/folder"}, ["test_dir", "is not a folder"]),
-        ({"n_epochs": "many"}, ["n_epochs", "not of type"]),
-        ({"n_epochs": 0}, ["n_epochs", "minimum"]),
+        ({"n_epochs": "many"}, ["n_epochs: 'many' is text; write a whole number"]),
+        ({"n_epochs": 0}, ["n_epochs: 0 is below 1, the smallest it can be; write 1 or more"]),
         ({"use_gpu": "sometimes"}, ["use_gpu", "write one of auto, true, false"]),
         ({"dim": 4}, ["dim"]),
         ({"chan": 4}, ["chan"]),
@@ -136,7 +136,7 @@ def test_valid_combinations_pass(base, tmp_path):
     check_config(
         {**base, "nchan": 2, "chan": 2, "chan2": 1, "tyx": [256, 256], "pretrained_model": str(model)}
     )
-    check_config({**base, "dataloader": True, "num_workers": 2, "dim": 3, "tyx": [8, 64, 64]})
+    check_config({**base, "dataloader": True, "num_workers": 2, "dim": 3, "tyx": [64, 64, 64]})
     check_config({**base, "all_channels": True, "nchan": 3})
     check_config({**base, "channels": {"select": [2, 0]}, "nchan": 2})
 
@@ -195,5 +195,80 @@ def test_config_files_with_duplicate_keys_or_python_tags_are_refused(tmp_path):
         check_config_files([tag])
     assert f"{tag}, line 2 (key 'learning_rate')" in str(info.value) and "remove the tag" in str(info.value)
     good = tmp_path / "good.yaml"
-    good.write_text("dir: data\npacking:\n  enabled: false\n")
+    good.write_text("dir: data\npacking:\n  enabled: false\nexperiments:\n  'yes':\n    n_epochs: 2\n")
     check_config_files([good])
+
+
+@pytest.mark.parametrize(
+    ("written", "read_as"),
+    [("yes", "true"), ("off", "false"), ("1", "the number 1"), ("null", "null"), ("~", "null")],
+)
+def test_names_that_yaml_reads_as_booleans_numbers_or_null_are_refused_as_written(tmp_path, written, read_as):
+    path = tmp_path / "words.yaml"
+    path.write_text(f"dir: data\nexperiments:\n  {written}:\n    n_epochs: 2\n")
+    with pytest.raises(ConfigError) as info:
+        check_config_files([path])
+    message = str(info.value)
+    assert f"{path}, line 3: the name {written} is read by YAML as {read_as}" in message
+    assert f"quote it: '{written}':" in message
+
+
+def _schema_leaves(entry, path=()):
+    """(path, entry) of every key of the schema that holds a value (sections are walked into)."""
+    for name, sub in entry.get("properties", {}).items():
+        if sub.get("properties"):
+            yield from _schema_leaves(sub, (*path, name))
+        else:
+            yield (*path, name), sub
+
+
+def _breaking_values(sub):
+    """One value per rule of a schema entry that breaks that rule: a wrong type, below the minimum, ..."""
+    kinds = {sub["type"]} if isinstance(sub.get("type"), str) else set(sub.get("type", []))
+    values = [[1] if "object" in kinds else {"a": 1}]
+    if "minimum" in sub:
+        values.append(sub["minimum"] - 1)
+    if "exclusiveMinimum" in sub:
+        values.append(sub["exclusiveMinimum"])
+    if "maximum" in sub:
+        values.append(sub["maximum"] + 1)
+    if sub.get("enum"):
+        values.append("bogus")
+    if "minLength" in sub:
+        values.append("")
+    if "minItems" in sub:
+        values.append([])
+    if "not" in sub:
+        values.append(sub["not"]["const"])
+    return values
+
+
+#: jsonschema's own sentences, which no refusal may show (they name schema keywords, not fixes).
+JSONSCHEMA_WORDS = (
+    "is not of type", "should not be valid", "is less than", "is greater than", "is a required property",
+    "is too short", "should be non-empty", "is not one of [", "{'const'",
+)  # fmt: skip
+
+
+def test_every_schema_rule_of_every_key_is_refused_in_plain_words_with_a_fix(base):
+    schema, tried = yaml.safe_load(SCHEMA.read_text()), 0
+    for path, sub in _schema_leaves(schema):
+        for value in _breaking_values(sub):
+            config = {**base}
+            section = config
+            for part in path[:-1]:
+                section = section.setdefault(part, {})
+            section[path[-1]] = value
+            message = refused(config)
+            key = ".".join(path)
+            lines = [line for line in message.splitlines() if line.startswith(f"  - {key}")]
+            assert lines, f"{key} = {value!r} is not named:\n{message}"
+            assert all(word not in message for word in JSONSCHEMA_WORDS), message
+            assert any(fix in lines[0] for fix in ("; write", "; give", "; set")), lines[0]
+            tried += 1
+    assert tried > 100  # every key of the schema, each of its rules
+
+
+def test_a_missing_required_key_says_what_to_set():
+    message = refused({"learning_rate": 0.1})
+    assert "the config has no 'dir': set it (folder of training images and labels" in message

@@ -127,8 +127,8 @@ def test_folds_one_is_refused(folder):
 @pytest.mark.parametrize(
     ("experiments", "words"),
     [
-        ({"raw": 5}, ["experiments.raw", "not of type 'object'"]),
-        (None, ["experiments", "not of type 'object'"]),
+        ({"raw": 5}, ["experiments.raw: 5 is a whole number; write a section of `name: value` lines"]),
+        (None, ["experiments: null is null (nothing); write a section"]),
         ({True: {"n_epochs": 3}}, ["experiments.True", "rename it"]),
         ({1: {"n_epochs": 3}, "a": 6}, ["experiments"]),
     ],

@@ -22,3 +22,15 @@ def test_numba_functions_are_cached_inside_and_numba_is_itself_again_outside():
     assert type(explicit._cache).__name__ == "NullCache"
     assert type(numba.njit(twice)._cache).__name__ == "NullCache"
     assert typed(21) == 42
+
+
+def test_importing_omnipose_leaves_torchs_jit_deprecation_out_of_the_terminal():
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    code = "from omnitrain.omni import omnipose_models; omnipose_models()"
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "jit.script" not in run.stderr, run.stderr[-2000:]

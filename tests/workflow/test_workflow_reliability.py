@@ -159,6 +159,11 @@ CONFIG_CASES = {
         "dir: data\nn_epochs: !!python/name:os.getpid\n", "my.yaml, line 2", "remove the tag"
     ),
     "non_square_tyx": config_case("dir: data\ntyx: [96, 128]\n", "tyx", "square"),
+    "non_cubic_3d_tyx": config_case("dir: data\ndim: 3\ntyx: [16, 32, 32]\n", "not a cube", "[32, 32, 32]"),
+    "yaml_word_as_experiment": config_case(
+        "dir: data\nexperiments:\n  yes:\n    n_epochs: 2\n", "my.yaml, line 3", "quote it: 'yes':"
+    ),
+    "yaml_number_as_key": config_case("dir: data\n1: 2\n", "my.yaml, line 2", "quote it: '1':"),
     "dataloader_without_workers": config_case("dir: data\ndataloader: true\n", "num_workers", "num_workers"),
     "missing_dir": config_case("dir: nowhere\n", "nowhere", "is not a folder"),
     "nchan_against_channels": config_case("dir: data\nnchan: 3\n", "nchan", "set nchan: 1"),
@@ -190,6 +195,9 @@ def test_broken_inputs_and_configs_are_refused_with_file_and_fix_and_write_nothi
         cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
         run = subprocess.run([*cmd, "--configfile", "my.yaml"], cwd=tmp_path, capture_output=True, text=True)
         words = [blamed, what]
+        # A refusal of the config stops the reading of the Snakefile with the message alone: no location
+        # frame of the pipeline's files ("WorkflowError in file .../common.smk, line 48:").
+        assert "WorkflowError" not in run.stderr and ".smk" not in run.stderr, run.stderr[-3000:]
     assert run.returncode != 0
     for word in words:
         assert word in run.stderr, f"{word!r} not in:\n{run.stderr[-3000:]}"

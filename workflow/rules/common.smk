@@ -36,6 +36,14 @@ from omnitrain.steps import (
 from omnitrain.training import model_name, unfit_pretrained_files
 from omnitrain.validation import naming_refusal
 
+
+def refuse(message):
+    """Stop while the Snakefile is read, with the message alone: Snakemake's WorkflowError would frame it
+    with its file and line in common.smk, internals that mean nothing to the user it is written for."""
+    sys.stderr.write(f"{message.rstrip()}\n")
+    sys.exit(1)
+
+
 try:
     check_config_files(workflow.configfiles)
     _notes = []  # settings adjusted rather than refused (tyx rounded up as Omnipose does, packing in 3D)
@@ -45,7 +53,7 @@ try:
     for _note in _notes:
         logger.warning(f"Note: {_note}")
 except ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
+    refuse(str(exc))
 
 RESULTS = config["pipeline"]["results"]
 LOGS = f"{RESULTS}/logs"
@@ -123,7 +131,7 @@ HASHES.save()
 # before anything runs, naming both values; the train job checks again (the file may change meanwhile).
 _unfit = unfit_pretrained_files({r.experiment: r.config for r in RUN_PLAN})
 if _unfit:
-    raise WorkflowError("\n".join(_unfit))
+    refuse("\n".join(_unfit))
 # Folders, logs and benchmark files with the versions as wildcards.
 FOLDER = {s.name: f"{RESULTS}/{s.folder}" for s in STEPS if not s.per_image}
 LOG = rule_log_patterns(RESULTS)
@@ -559,7 +567,7 @@ def _planned():
 # Snakemake reads the Snakefile before it hands the targets over, hence its command line; the input
 # functions below say it too (with Snakemake's traceback), for the API or a segment file asked for by path.
 if "segment" in sys.argv[1:] and _planned()[0] is None:
-    raise WorkflowError(_planned()[1])
+    refuse(_planned()[1])
 
 
 def segment_plan(wildcards=None):

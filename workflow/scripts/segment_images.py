@@ -26,6 +26,7 @@ from omnitrain.problems import error, format_report
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.segment_image import image_problems, outlines_picture, overlay_picture, prepare_image
 from omnitrain.training import load_trained_model, resolve_device
+from omnitrain.validation import several_pages
 
 
 def check(items, channels) -> None:
@@ -34,7 +35,8 @@ def check(items, channels) -> None:
     found = []
     for item in items:
         try:
-            found += image_problems(read_array(item["image"]), item["image"], channels)
+            pages = several_pages(Path(item["image"]), "image", channels["dim"])
+            found += [pages] if pages else image_problems(read_array(item["image"]), item["image"], channels)
         except ReadError as exc:
             found.append(error(item["image"], "unreadable", f"cannot be read ({exc})", "re-export the image"))
     if found:
