@@ -16,8 +16,12 @@ with the installed omnipose.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import shutil
+import ssl
+import tempfile
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.client import HTTPException
@@ -27,6 +31,12 @@ from urllib.error import HTTPError, URLError
 #: A mirror of those files (e.g. on an intranet) replaces Omnipose's URL when this variable is set. It is
 #: not part of any version: the file's sha256, recorded in the card, is.
 MIRROR_VARIABLE = "OMNITRAIN_MODEL_URL"
+#: The git blob id of each built-in model file in Omnipose's model repository (kevinjohncutler/omnipose-models
+#: at the commit named in the file, the repository Omnipose 1.1.4 downloads from): a file whose id differs is
+#: not that file. This variable names another such table (file, git_blob_sha1), e.g. for a mirror of another
+#: commit of that repository.
+IDS_VARIABLE = "OMNITRAIN_MODEL_IDS"
+IDS_FILE = Path(__file__).with_name("omnipose_model_ids.tsv")
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,38 @@ def model_url(model: BuiltIn, omnipose_url: str) -> str:
     return f"{base.rstrip('/')}/{model.file_name}"
 
 
+def known_blob_ids() -> dict[str, str]:
+    """{file name: git blob id} from :data:`IDS_FILE`, or from the table :data:`IDS_VARIABLE` names."""
+    path = Path(os.environ.get(IDS_VARIABLE) or IDS_FILE)
+    rows = [line.split("\t") for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return {row[0]: row[1].strip() for row in rows[1:] if len(row) >= 2}  # rows[0]: the header
+
+
+def git_blob_id(path: str | Path) -> str:
+    """The id git gives the file's bytes (``git hash-object``: SHA-1 of ``blob <size>\\0`` and the bytes)."""
+    digest = hashlib.sha1(f"blob {Path(path).stat().st_size}\0".encode(), usedforsecurity=False)
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def download_verified(url: str, dst: str | Path, timeout: float = 120) -> None:
+    """Download ``url`` to ``dst`` (a temporary file moved in place), the server's certificate and host name
+    checked. Written here because Omnipose 1.1.4's download_url_to_file turns TLS verification off for the
+    whole process (``ssl._create_default_https_context = ssl._create_unverified_context``); this passes its
+    own verifying context, so that setting, if anything made it, does not apply."""
+    dst = Path(dst)
+    context = ssl.create_default_context()  # the system's certificate authorities, or SSL_CERT_FILE's
+    tmp = tempfile.NamedTemporaryFile(dir=dst.parent, prefix=f".{dst.name}.", delete=False)  # noqa: SIM115
+    try:
+        with tmp, urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310
+            shutil.copyfileobj(response, tmp)
+        os.replace(tmp.name, dst)
+    finally:
+        Path(tmp.name).unlink(missing_ok=True)
+
+
 def fetch(
     model: BuiltIn,
     url: str,
@@ -188,7 +230,23 @@ def fetch(
     the exact path where the file can be put by hand."""
     folder = Path(folder).expanduser()
     path = folder / model.file_name
+    expected = known_blob_ids().get(model.file_name)
+    if expected is None:
+        raise PretrainedError(
+            f"no git blob id is known for {model.file_name} ({IDS_VARIABLE} names the table of ids,"
+            f" {os.environ.get(IDS_VARIABLE) or IDS_FILE}): add its id (git hash-object of the file from"
+            " Omnipose's model repository) to that table. Training did not start."
+        )
     if path.is_file() and readable(path):
+        found = git_blob_id(path)
+        if found != expected:
+            raise PretrainedError(
+                f"{path} in Omnipose's model folder is not Omnipose's {model.file_name}: its git blob id is"
+                f" {found}, Omnipose's model repository has {expected}. Move it away (it is then downloaded"
+                " again), or set CELLPOSE_LOCAL_MODELS_PATH to another folder, and run again; for a file of"
+                f" another commit of that repository, give its id in a table named by {IDS_VARIABLE}."
+                f" Training from {model.name} did not start."
+            )
         return path, False
     folder.mkdir(parents=True, exist_ok=True)
     by_hand = (
@@ -203,7 +261,19 @@ def fetch(
             f"cannot download the built-in model {model.name}: {url} answered {exc.code} {exc.reason}. Check"
             f" the URL ({MIRROR_VARIABLE} sets a mirror), or {by_hand}"
         ) from None
-    except (URLError, HTTPException, ConnectionError, TimeoutError) as exc:  # a full disk is not caught here
+    except URLError as exc:
+        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+            raise PretrainedError(
+                f"refused to download the built-in model {model.name} from {url}: the server's certificate is"
+                f" not trusted ({exc.reason.verify_message}). If this is your own mirror ({MIRROR_VARIABLE})"
+                " with a certificate of your own authority, set SSL_CERT_FILE to that authority's certificate"
+                f" (PEM); otherwise {by_hand}"
+            ) from None
+        raise PretrainedError(
+            f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
+            f" {by_hand}"
+        ) from None
+    except (HTTPException, ConnectionError, TimeoutError) as exc:  # a full disk is not caught here
         raise PretrainedError(
             f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
             f" {by_hand}"
@@ -214,6 +284,14 @@ def fetch(
             f"{url} did not give an Omnipose model file (it cannot be read as a state_dict); it was removed"
             f" from {path}. Check the URL ({MIRROR_VARIABLE} sets a mirror) and run again. Training from"
             f" {model.name} did not start."
+        )
+    found = git_blob_id(path)
+    if found != expected:
+        path.unlink()
+        raise PretrainedError(
+            f"the file downloaded from {url} is not Omnipose's {model.file_name}: its git blob id is {found},"
+            f" Omnipose's model repository has {expected}; it was removed. Check the URL ({MIRROR_VARIABLE}"
+            f" sets a mirror) and run again. Training from {model.name} did not start."
         )
     return path, True
 

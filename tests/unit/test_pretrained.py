@@ -8,6 +8,8 @@ import functools
 import hashlib
 import http.server
 import json
+import ssl
+import subprocess
 import threading
 
 import pytest
@@ -15,11 +17,15 @@ import torch
 
 from omnitrain.pretrained import (
     BUILTINS,
+    IDS_FILE,
+    IDS_VARIABLE,
     MIRROR_VARIABLE,
     PretrainedError,
     copy_atomic,
     diam_mean,
+    download_verified,
     fetch,
+    git_blob_id,
     model_url,
     not_the_builtin,
     rescaling_diam_mean,
@@ -85,44 +91,71 @@ def test_diam_mean_follows_the_name_as_omniposes_cli():
     assert model_kwargs(nuclei, False, None)["diam_mean"] == 17
 
 
+def ids_table(path, **ids):
+    """Omnipose's table of git blob ids with ``ids`` ({file: id}) in place of its own; ``path``."""
+    lines = IDS_FILE.read_text().splitlines()
+    rows = [line.split("\t")[0] for line in lines]
+    path.write_text(
+        "\n".join(f"{r}\t{ids[r]}" if r in ids else line for r, line in zip(rows, lines, strict=True))
+    )
+    return path
+
+
+def serve(folder, tls=None):
+    """A loopback server of ``folder`` (HTTPS with ``tls`` = (certificate, key)): (base URL, server)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    if tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return f"{'https' if tls else 'http'}://127.0.0.1:{httpd.server_address[1]}", httpd
+
+
 @pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server of a folder holding one model file under a built-in's name."""
+def server(tmp_path, monkeypatch):
+    """A loopback HTTP server of a folder holding one model file under a built-in's name, whose git blob id
+    the table of ids (OMNITRAIN_MODEL_IDS) holds."""
     served = tmp_path / "served"
     served.mkdir()
     models.CellposeModel(gpu=False, nchan=2, nclasses=2, dim=2, omni=True).net.save_model(
         str(served / "cytotorch_0")
     )
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", served, httpd
+    ids = ids_table(tmp_path / "ids.tsv", cytotorch_0=git_blob_id(served / "cytotorch_0"))
+    monkeypatch.setenv(IDS_VARIABLE, str(ids))
+    base, httpd = serve(served)
+    yield base, served, httpd
     httpd.shutdown()  # (twice is harmless)
     httpd.server_close()
 
 
-def omnipose_download(url, dst):
-    from cellpose_omni import utils
+def test_git_blob_id_is_gits_own(tmp_path):
+    path = tmp_path / "file"
+    path.write_bytes(b"weights\n")
+    assert (
+        git_blob_id(path)
+        == subprocess.run(
+            ["git", "hash-object", str(path)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
 
-    utils.download_url_to_file(url, dst, progress=False)
 
-
-def test_download_with_omniposes_function_then_reuse_then_offline(server, tmp_path, monkeypatch):
+def test_download_then_reuse_then_offline(server, tmp_path, monkeypatch):
     base, served, httpd = server
     monkeypatch.setenv(MIRROR_VARIABLE, base)
     cyto = BUILTINS["cyto"]
     url = model_url(cyto, models._MODEL_URL)
     assert url == f"{base}/cytotorch_0"
     folder = tmp_path / "omnipose_models"
-    path, downloaded = fetch(cyto, url, folder, omnipose_download, loadable)
+    path, downloaded = fetch(cyto, url, folder, download_verified, loadable)
     assert downloaded and path == folder / "cytotorch_0"
     assert path.read_bytes() == (served / "cytotorch_0").read_bytes()
     httpd.shutdown()  # offline from here: nothing listens any more
     httpd.server_close()
-    assert fetch(cyto, url, folder, omnipose_download, loadable) == (path, False)  # reused, not downloaded
+    assert fetch(cyto, url, folder, download_verified, loadable) == (path, False)  # reused, not downloaded
     with pytest.raises(PretrainedError) as info:
-        fetch(cyto, url, tmp_path / "empty", omnipose_download, loadable)
+        fetch(cyto, url, tmp_path / "empty", download_verified, loadable)
     message = str(info.value)
     assert url in message and str(tmp_path / "empty" / "cytotorch_0") in message
     assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "Training from cyto did not start" in message
@@ -135,11 +168,60 @@ def test_a_file_that_is_no_model_is_refused_and_removed(server, tmp_path):
     base, served, _ = server
     (served / "nucleitorch_0").write_text("<html>not found</html>")
     with pytest.raises(PretrainedError, match="did not give an Omnipose model file"):
-        fetch(BUILTINS["nuclei"], f"{base}/nucleitorch_0", tmp_path, omnipose_download, loadable)
+        fetch(BUILTINS["nuclei"], f"{base}/nucleitorch_0", tmp_path, download_verified, loadable)
     assert not (tmp_path / "nucleitorch_0").exists()
     with pytest.raises(PretrainedError, match="answered 404") as info:  # the server is there: not "offline"
-        fetch(BUILTINS["cyto2"], f"{base}/cyto2torch_0", tmp_path, omnipose_download, loadable)
+        fetch(BUILTINS["cyto2"], f"{base}/cyto2torch_0", tmp_path, download_verified, loadable)
     assert MIRROR_VARIABLE in str(info.value) and str(tmp_path / "cyto2torch_0") in str(info.value)
+
+
+def test_a_file_other_than_omniposes_is_refused_by_its_git_blob_id(server, tmp_path, monkeypatch):
+    base, served, _ = server
+    monkeypatch.delenv(
+        IDS_VARIABLE
+    )  # Omnipose's own ids: the served file is a model, but not Omnipose's cyto
+    expected = dict(line.split("\t") for line in IDS_FILE.read_text().splitlines()[4:])["cytotorch_0"]
+    with pytest.raises(PretrainedError) as info:
+        fetch(BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path, download_verified, loadable)
+    message = str(info.value)
+    assert git_blob_id(served / "cytotorch_0") in message and expected in message and "was removed" in message
+    assert not (tmp_path / "cytotorch_0").exists()
+    (tmp_path / "cytotorch_0").write_bytes((served / "cytotorch_0").read_bytes())  # found in the folder
+    with pytest.raises(PretrainedError, match="Move it away") as info:
+        fetch(BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path, download_verified, loadable)
+    assert (tmp_path / "cytotorch_0").exists(), "a file the pipeline did not download is kept"
+
+
+@pytest.fixture
+def certificate(tmp_path):
+    """A self-signed certificate for 127.0.0.1 and its key (openssl): (certificate, key)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_https_downloads_check_the_certificate(server, certificate, tmp_path, monkeypatch):
+    _, served, _ = server
+    base, httpd = serve(served, tls=certificate)
+    try:
+        with pytest.raises(PretrainedError) as info:
+            fetch(BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path / "a", download_verified, loadable)
+        message = str(info.value)
+        assert "certificate is not trusted" in message and "SSL_CERT_FILE" in message
+        assert not list((tmp_path / "a").iterdir()), "nothing of the refused download is left"
+        monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the user's own authority: trusted
+        path, downloaded = fetch(
+            BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path / "b", download_verified, loadable
+        )
+        assert downloaded and path.read_bytes() == (served / "cytotorch_0").read_bytes()
+        assert ssl._create_default_https_context is ssl.create_default_context  # nothing process-wide changed
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_a_full_disk_is_not_reported_as_being_offline(tmp_path):

@@ -18,7 +18,7 @@ import pytest
 import tifffile
 from helpers import DSB, dry_run_jobs, needs, one, run_snakemake
 
-from omnitrain.pretrained import MIRROR_VARIABLE
+from omnitrain.pretrained import IDS_FILE, IDS_VARIABLE, MIRROR_VARIABLE, git_blob_id
 
 pytestmark = [pytest.mark.workflow, needs(DSB)]
 pytest.importorskip("cellpose_omni.models")
@@ -70,7 +70,12 @@ def site(tmp_path_factory):
     )
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    env = {MIRROR_VARIABLE: base, "CELLPOSE_LOCAL_MODELS_PATH": str(work / "omnipose_models")}
+    # The served file is not Omnipose's cyto: the table of git blob ids the download checks holds its id.
+    env = {
+        MIRROR_VARIABLE: base,
+        "CELLPOSE_LOCAL_MODELS_PATH": str(work / "omnipose_models"),
+        IDS_VARIABLE: str(work / "ids.tsv"),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     yield work, served, base, httpd
@@ -96,6 +101,11 @@ def fine_tuned(site):
     card = json.loads(one(work / "results/models", "*/model_card.json").read_text())
     assert card["pretrained_model"] is None and card["nchan"] == 2
     shutil.copyfile(work / card["model"], served / "cytotorch_0")  # (relative to the working directory)
+    own_id = f"cytotorch_0\t{git_blob_id(served / 'cytotorch_0')}"
+    lines = IDS_FILE.read_text().splitlines()
+    (work / "ids.tsv").write_text(
+        "\n".join(own_id if line.startswith("cytotorch_0\t") else line for line in lines)
+    )
     Requests.served.clear()
     tuned = {**CONFIG, "pretrained_model": "cyto"}
     run = run_snakemake(work, tuned)
@@ -125,11 +135,13 @@ def test_the_builtin_is_downloaded_once_and_recorded(fine_tuned, site):
     record = json.loads(one(work / "results/pretrained", "*/pretrained.json").read_text())
     assert record["downloaded"] is True and record["url"] == f"{base}/cytotorch_0"
     assert record["sha256"] == sha256(served / "cytotorch_0") and record["omnipose_file"] == str(in_omnipose)
+    assert record["git_blob_id"] == git_blob_id(served / "cytotorch_0")  # the id checked against the table
     latest = (work / "results/latest").resolve()
     card = json.loads((latest / "model/model_card.json").read_text())
     start = card["pretrained_model"]
     assert start["name"] == "cyto" and start["url"] == f"{base}/cytotorch_0"
     assert start["sha256"] == record["sha256"] and card["nchan"] == 2 and card["diam_mean"] == 30
+    assert start["git_blob_id"] == record["git_blob_id"]
     log = (
         work
         / "results/logs/train"

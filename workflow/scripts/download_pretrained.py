@@ -1,7 +1,7 @@
-"""Rule download_pretrained: one of Omnipose's built-in models, fetched (or found) in Omnipose's model folder,
-checked against the config and copied into its step's folder with its sha256."""
+"""Rule download_pretrained: one of Omnipose's built-in models, fetched over verified TLS (or found) in
+Omnipose's model folder, checked against its git blob id in Omnipose's model repository and against the
+config, and copied into its step's folder with its sha256 and blob id."""
 
-import socket
 import sys
 from pathlib import Path
 
@@ -10,27 +10,33 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 from omnitrain.hashing import sha256
 from omnitrain.manifest import write_json
 from omnitrain.omni import omnipose_models
-from omnitrain.pretrained import PretrainedError, builtin, copy_atomic, fetch, model_url, not_the_builtin
+from omnitrain.pretrained import (
+    PretrainedError,
+    builtin,
+    copy_atomic,
+    download_verified,
+    fetch,
+    git_blob_id,
+    model_url,
+    not_the_builtin,
+)
 from omnitrain.runlog import get_logger, route_omnipose, run_step
 from omnitrain.training import architecture, loadable, weights_differences
 
 
 def main(sm) -> None:
     models = omnipose_models()
-    from cellpose_omni import utils
-
     log = get_logger(sm.log[0])
     route_omnipose(sm.log[0])
     cfg = sm.params.settings
     model = builtin(cfg["pretrained_model"])
     url = model_url(model, models._MODEL_URL)
-    socket.setdefaulttimeout(120)  # Omnipose's urlopen has none: a stalled connection would hang the run
     try:
         path, downloaded = fetch(
             model,
             url,
             models.MODEL_DIR,  # Omnipose's: CELLPOSE_LOCAL_MODELS_PATH, or ~/.cellpose/models
-            download=lambda u, dst: utils.download_url_to_file(u, dst, progress=False),
+            download=download_verified,  # TLS verified (Omnipose's own download turns it off), 120 s timeout
             readable=loadable,
         )
         log.info(f"{'downloaded' if downloaded else 'found (not downloaded)'} {model.name}: {path}")
@@ -52,6 +58,7 @@ def main(sm) -> None:
         "omnipose_file": str(path),
         "downloaded": downloaded,
         "sha256": sha256(sm.output.weights),
+        "git_blob_id": git_blob_id(sm.output.weights),  # = the id in Omnipose's model repository (checked)
         **found,
         "diam_mean": model.diam_mean,
     }
