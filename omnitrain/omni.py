@@ -60,6 +60,11 @@ def omnipose_models():
         warnings.filterwarnings(
             "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
         )
+        # Its mask reconstruction calls scikit-image's remove_small_holes with a parameter scikit-image 0.26
+        # deprecates: a FutureWarning per call (1446 lines in one monitored training's log).
+        warnings.filterwarnings(
+            "ignore", message=r"Parameter `area_threshold` is deprecated", category=FutureWarning
+        )
         with numba_cache():
             import cellpose_omni.models  # noqa: F401
             import omnipose.core  # noqa: F401
