@@ -259,11 +259,16 @@ def cross_checks(config: dict) -> list[str]:
                 f" name before the extension, so this matches nothing; use '{fix}'"
             )
     if config["img_filter"] == config["mask_filter"]:
-        msgs.append("img_filter and mask_filter are equal: images and labels cannot be told apart")
+        msgs.append(
+            "img_filter and mask_filter are equal: images and labels cannot be told apart; set mask_filter to"
+            " the end of your label files' names (e.g. _masks) and img_filter to that of your images (or '')"
+        )
 
     tyx = config["tyx"]
     if isinstance(tyx, str):
-        msgs.append(f"tyx '{tyx}' is not a comma-separated list of integers such as '224,224'")
+        msgs.append(
+            f"tyx '{tyx}' is not a comma-separated list of whole numbers: write e.g. '224,224' or [224, 224]"
+        )
     elif tyx is not None:
         if len(tyx) != config["dim"]:
             msgs.append(f"tyx {tyx} has {len(tyx)} value(s) but dim is {config['dim']}: give one per axis")
@@ -289,7 +294,10 @@ def cross_checks(config: dict) -> list[str]:
             " (3D models segment at the scale they were trained at; the seed's 3D command sets diameter 0)"
         )
     if config["dataloader"] and config["num_workers"] == 0:
-        msgs.append("dataloader: true needs num_workers >= 1 (Omnipose raises with 0 workers)")
+        msgs.append(
+            "dataloader: true needs num_workers >= 1 (Omnipose raises with 0 workers): set num_workers: 2 (or"
+            " dataloader: false)"
+        )
 
     _, channel_msgs = plan_from_config(config)
     msgs.extend(channel_msgs)

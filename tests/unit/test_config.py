@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -19,6 +21,14 @@ from omnitrain.config import (
 @pytest.fixture
 def base(good_folder):
     return {"dir": str(good_folder)}
+
+
+#: The verbs a refusal's fix starts with ("set nchan: 2", "write a whole number", "quote it", ...).
+FIX_WORDS = re.compile(
+    r"\b(set|write|use|give|remove|rename|quote|keep|choose|save|add|move|lower|raise|turn|drop|run"
+    r"|did you mean)\b",
+    re.I,
+)
 
 
 def refused(config) -> str:
@@ -114,6 +124,8 @@ def test_invalid_values_and_combinations_are_refused(base, bad, words):
     message = refused({**base, **bad})
     for word in words:
         assert word in message, (word, message)
+    for problem in message.splitlines()[1:]:  # each refusal says what to do, not only what is wrong
+        assert FIX_WORDS.search(problem), problem
 
 
 def test_test_dir_equal_to_dir_is_refused(base):
