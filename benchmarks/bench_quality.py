@@ -17,8 +17,8 @@ training seconds and against crops seen.
 
 Modes:
   --smoke  tiny crops, few epochs, on the CPU (about 6-10 min on 2 cores): the mechanics, not quality;
-  --cpu    the CPU recipe (config/cpu.yaml's training settings), 3 folds x 2 arms, 450 epochs each (under
-           60 min on 2 cores): the answer on a laptop;
+  --cpu    the CPU recipe (config/cpu.yaml's training settings), 3 folds x 2 arms, 450 epochs each (sized
+           for under 60 min on 2 cores; not yet run): the answer on a laptop;
   --gpu    sized for one modern GPU (about 8 min): 224 px crops, 64 per epoch, 60 epochs.
 
 Usage: python benchmarks/bench_quality.py --smoke | --cpu | --gpu  [--keep DIR] [--plot CURVES.png]

@@ -45,22 +45,32 @@ class _StrictLoader(yaml.SafeLoader):
     """YAML's safe loader (no ``!!python`` tag is ever resolved) that refuses duplicate keys."""
 
 
+class _YamlWord(yaml.constructor.ConstructorError):
+    """An unquoted name that YAML reads as something else; ``written`` is the user's own text."""
+
+    def __init__(self, written: str, problem: str, mark):
+        super().__init__(None, None, problem, mark)
+        self.written = written
+
+
 def _unique_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor) first, as the safe loader does
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode) and not key_node.style:
+            # YAML 1.1 reads yes/no/on/off as booleans, 1 as a number, null/~ as nothing, 2024-01-01 as a
+            # date: not the name the user wrote
+            written = key_node.value
+            problem = (
+                f"the name {written} is read by YAML as {_yaml_word(key)}"
+                if written.strip()
+                else "a name is missing before ':'"
+            )
+            raise _YamlWord(written, problem, key_node.start_mark)
         if not isinstance(key, str | int | float | bool | type(None)):
             raise yaml.constructor.ConstructorError(
                 None, None, "a key must be a plain name, not a list or a section", key_node.start_mark
-            )
-        if not isinstance(key, str) and isinstance(key_node, yaml.ScalarNode) and not key_node.style:
-            # YAML 1.1 reads yes/no/on/off as booleans, 1 as a number, null/~ as nothing: not the name written
-            raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"the name {key_node.value} is read by YAML as {_yaml_word(key)}",
-                key_node.start_mark,
             )
         line = key_node.start_mark.line + 1
         if key in seen:
@@ -77,7 +87,9 @@ def _yaml_word(value) -> str:
         return "null (nothing), not a name"
     if isinstance(value, bool):
         return f"{str(value).lower()}, not a name"
-    return f"the number {value}, not a name"
+    if isinstance(value, int | float):
+        return f"the number {value}, not a name"
+    return f"a {type(value).__name__} ({value}), not a name"  # a date (2024-01-01), a timestamp
 
 
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_keys)
@@ -102,9 +114,13 @@ def check_config_files(paths) -> None:
             line = exc.problem_mark.line + 1 if exc.problem_mark else 0
             if "appears twice" in str(exc.problem):
                 msgs.append(f"{path}, line {line}: {exc.problem}: keep one of them")
-            elif "is read by YAML as" in str(exc.problem):
-                word = str(exc.problem).split()[2]
-                msgs.append(f"{path}, line {line}: {exc.problem}: quote it: '{word}':")
+            elif isinstance(exc, _YamlWord) and exc.written.strip():
+                msgs.append(
+                    f"{path}, line {line}: {exc.problem}: quote it: '{exc.written}': (a name of your own,"
+                    " such as an experiment's; a key of the config is a word such as n_epochs)"
+                )
+            elif isinstance(exc, _YamlWord):
+                msgs.append(f"{path}, line {line}: {exc.problem}: write the name, or remove the line")
             elif "plain name" in str(exc.problem):
                 msgs.append(f"{path}, line {line}: {exc.problem}: write the config's key names")
             else:

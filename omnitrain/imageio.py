@@ -81,6 +81,13 @@ def _quiet(logger: str):
         log.setLevel(level)
 
 
+def _images(tif: tifffile.TiffFile) -> list:
+    """The TIFF's images (tifffile's series) without reduced-resolution ones (thumbnails, previews), which
+    some microscope software adds and tifffile lists as series of their own."""
+    full = [s for s in tif.series if not getattr(s.keyframe, "is_reduced", False)]
+    return full or list(tif.series)
+
+
 def read_header(path: str | Path) -> Header:
     """Shape and dtype from the header of a .tif/.tiff, .png/.jpg/.jpeg, .npy or .npz file (and a
     TIFF's lossy compression), reading no pixel."""
@@ -89,8 +96,12 @@ def read_header(path: str | Path) -> Header:
     if ext in (".tif", ".tiff"):
         # tifffile logs each inconsistency of a broken header; the caller reports the file once.
         with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
-            series = tif.series
-            lossy = LOSSY_TIFF_COMPRESSIONS.get(int(tif.pages[0].compression))
+            series = _images(tif)
+            lossy = next(
+                (LOSSY_TIFF_COMPRESSIONS[c] for c in (int(s.keyframe.compression) for s in series)
+                 if c in LOSSY_TIFF_COMPRESSIONS),
+                None,
+            )  # fmt: skip
             kinds = sorted({(tuple(s.shape), str(s.dtype)) for s in series})
             if len(kinds) > 1:
                 listed = ", ".join(f"{'x'.join(map(str, shape))} {dtype}" for shape, dtype in kinds[:4])
@@ -163,9 +174,10 @@ def read_array(path: str | Path) -> np.ndarray:
         check_size(read_header(path))
         if ext in (".tif", ".tiff"):
             with _quiet("tifffile"), tifffile.TiffFile(path) as tif:
-                if len(tif.series) > 1:  # tifffile.imread reads the first only: every page, as one stack
-                    return np.stack([s.asarray() for s in tif.series])
-                return tif.asarray()
+                series = _images(tif)
+                if len(series) > 1:  # tifffile.imread reads the first only: every page, as one stack
+                    return np.stack([s.asarray() for s in series])
+                return series[0].asarray()
         if ext == ".npy":
             return np.load(path, allow_pickle=False)
         if ext == ".npz":

@@ -37,6 +37,9 @@ MIRROR_VARIABLE = "OMNITRAIN_MODEL_URL"
 #: commit of that repository.
 IDS_VARIABLE = "OMNITRAIN_MODEL_IDS"
 IDS_FILE = Path(__file__).with_name("omnipose_model_ids.tsv")
+#: The commit of Omnipose's model repository the ids are from: without a mirror, files are downloaded from it
+#: rather than from its main branch, so that a later change upstream cannot refuse every download.
+PINNED_COMMIT = "7730bdbf94d2e92d6f73b929c35d8870015eb682"
 
 
 @dataclass(frozen=True)
@@ -180,15 +183,26 @@ def settings_problems(config: dict) -> list[str]:
 def model_url(model: BuiltIn, omnipose_url: str) -> str:
     """The file's URL below Omnipose's (cellpose_omni.models._MODEL_URL), or below the mirror's
     (:data:`MIRROR_VARIABLE`) when that is set."""
-    base = os.environ.get(MIRROR_VARIABLE) or omnipose_url
+    base = os.environ.get(MIRROR_VARIABLE)
+    if not base:
+        base = omnipose_url.rstrip("/")
+        if base.endswith("/main"):  # raw.githubusercontent.com/<owner>/<repo>/main: the pinned commit instead
+            base = f"{base.removesuffix('/main')}/{PINNED_COMMIT}"
     return f"{base.rstrip('/')}/{model.file_name}"
 
 
 def known_blob_ids() -> dict[str, str]:
     """{file name: git blob id} from :data:`IDS_FILE`, or from the table :data:`IDS_VARIABLE` names."""
     path = Path(os.environ.get(IDS_VARIABLE) or IDS_FILE)
-    rows = [line.split("\t") for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return {row[0]: row[1].strip() for row in rows[1:] if len(row) >= 2}  # rows[0]: the header
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise PretrainedError(
+            f"cannot read the table of git blob ids {path} ({exc.strerror}): set {IDS_VARIABLE} to a readable"
+            " file of lines '<file name> <git blob id>', or unset it to use Omnipose's"
+        ) from None
+    rows = [line.split() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    return {row[0]: row[1] for row in rows if len(row) >= 2 and row[0] != "file"}  # "file": the header
 
 
 def git_blob_id(path: str | Path) -> str:
@@ -224,7 +238,8 @@ def fetch(
     readable: Callable[[Path], bool],
 ) -> tuple[Path, bool]:
     """The built-in's file in Omnipose's model folder: reused when there and readable, else downloaded with
-    ``download(url, path)`` (Omnipose's, which writes a temporary file and moves it in place).
+    ``download(url, path)`` (:func:`download_verified`: a temporary file moved in place); either way its git
+    blob id must be the one Omnipose's model repository gives it (:func:`known_blob_ids`).
 
     Returns (path, whether it was downloaded). Offline, raises :class:`PretrainedError` naming the URL and
     the exact path where the file can be put by hand."""
@@ -240,13 +255,7 @@ def fetch(
     if path.is_file() and readable(path):
         found = git_blob_id(path)
         if found != expected:
-            raise PretrainedError(
-                f"{path} in Omnipose's model folder is not Omnipose's {model.file_name}: its git blob id is"
-                f" {found}, Omnipose's model repository has {expected}. Move it away (it is then downloaded"
-                " again), or set CELLPOSE_LOCAL_MODELS_PATH to another folder, and run again; for a file of"
-                f" another commit of that repository, give its id in a table named by {IDS_VARIABLE}."
-                f" Training from {model.name} did not start."
-            )
+            raise _another_file(model, path, found, expected, downloaded_from=None)
         return path, False
     folder.mkdir(parents=True, exist_ok=True)
     by_hand = (
@@ -261,19 +270,16 @@ def fetch(
             f"cannot download the built-in model {model.name}: {url} answered {exc.code} {exc.reason}. Check"
             f" the URL ({MIRROR_VARIABLE} sets a mirror), or {by_hand}"
         ) from None
-    except URLError as exc:
-        if isinstance(exc.reason, ssl.SSLCertVerificationError):
+    # (a full disk is not caught here: it is no network problem)
+    except (URLError, HTTPException, ConnectionError, TimeoutError, ssl.SSLError) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, ssl.SSLCertVerificationError):
             raise PretrainedError(
                 f"refused to download the built-in model {model.name} from {url}: the server's certificate is"
-                f" not trusted ({exc.reason.verify_message}). If this is your own mirror ({MIRROR_VARIABLE})"
+                f" not trusted ({reason.verify_message}). If this is your own mirror ({MIRROR_VARIABLE})"
                 " with a certificate of your own authority, set SSL_CERT_FILE to that authority's certificate"
                 f" (PEM); otherwise {by_hand}"
             ) from None
-        raise PretrainedError(
-            f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
-            f" {by_hand}"
-        ) from None
-    except (HTTPException, ConnectionError, TimeoutError) as exc:  # a full disk is not caught here
         raise PretrainedError(
             f"cannot download the built-in model {model.name} from {url} ({exc}). Without internet here,"
             f" {by_hand}"
@@ -288,12 +294,28 @@ def fetch(
     found = git_blob_id(path)
     if found != expected:
         path.unlink()
-        raise PretrainedError(
-            f"the file downloaded from {url} is not Omnipose's {model.file_name}: its git blob id is {found},"
-            f" Omnipose's model repository has {expected}; it was removed. Check the URL ({MIRROR_VARIABLE}"
-            f" sets a mirror) and run again. Training from {model.name} did not start."
-        )
+        raise _another_file(model, path, found, expected, downloaded_from=url)
     return path, True
+
+
+def _another_file(model: BuiltIn, path: Path, found: str, expected: str, downloaded_from: str | None):
+    """The error for a file whose git blob id is not the one of Omnipose's model repository."""
+    ids = (
+        f"its git blob id is {found}, where Omnipose's model repository (omnipose-models at"
+        f" {PINNED_COMMIT[:7]}) has {expected}"
+    )
+    other = f"for a file of another commit of that repository, give its id in a table named by {IDS_VARIABLE}"
+    if downloaded_from:
+        return PretrainedError(
+            f"the file downloaded from {downloaded_from} is not Omnipose's {model.file_name}: {ids}; it was"
+            f" removed. Check the URL ({MIRROR_VARIABLE} sets a mirror), or {other}; then run again. Training"
+            f" from {model.name} did not start."
+        )
+    return PretrainedError(
+        f"{path} in Omnipose's model folder is not Omnipose's {model.file_name}: {ids}. Move it away (it is"
+        " then downloaded again), or set CELLPOSE_LOCAL_MODELS_PATH to another folder, or"
+        f" {other}; then run again. Training from {model.name} did not start."
+    )
 
 
 def not_the_builtin(model: BuiltIn, path: Path, downloaded: bool, differences: list[str]) -> PretrainedError:

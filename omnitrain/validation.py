@@ -458,7 +458,7 @@ def check_pair(pair: Pair, settings: Settings) -> tuple[dict, list[Problem]]:
     return row, problems
 
 
-def several_pages(path: Path, what: str, dim: int) -> Problem | None:
+def several_pages(path: Path, what: str, dim: int, fix: str | None = None) -> Problem | None:
     """The error for a TIFF whose pages were saved as separate images in a 2D run (which takes one image per
     file; tifffile alone would read the first page and drop the others in silence); None otherwise."""
     try:
@@ -471,8 +471,9 @@ def several_pages(path: Path, what: str, dim: int) -> Problem | None:
         path,
         "several-pages",
         f"the {what} holds {pages} pages saved as separate images, and a 2D run takes one image per file",
-        "save each page as its own file (an image and its label file per page); if the pages are the planes"
-        " of one volume, train it with dim: 3, which reads them as one ZYX stack",
+        fix
+        or "save each page as its own file (an image and its label file per page); if the pages are the"
+        " planes of one volume, train it with dim: 3, which reads them as one ZYX stack",
     )
 
 

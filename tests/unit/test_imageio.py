@@ -33,3 +33,13 @@ def test_images_of_different_shapes_in_one_tiff_are_refused(tmp_path):
     tifffile.imwrite(path, np.zeros((4, 4), np.uint16), append=True)
     with pytest.raises(ReadError, match="holds 2 separate images of different shapes"):
         read_array(path)
+
+
+def test_a_thumbnail_page_is_no_second_image(tmp_path):
+    path = tmp_path / "with_thumbnail.tif"
+    image = np.arange(64 * 48, dtype=np.uint16).reshape(64, 48)
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(image)
+        tif.write(np.zeros((8, 6), np.uint16), subfiletype=1)  # a reduced-resolution preview
+    assert read_header(path).images == 1
+    np.testing.assert_array_equal(read_array(path), image)

@@ -20,12 +20,14 @@ from omnitrain.pretrained import (
     IDS_FILE,
     IDS_VARIABLE,
     MIRROR_VARIABLE,
+    PINNED_COMMIT,
     PretrainedError,
     copy_atomic,
     diam_mean,
     download_verified,
     fetch,
     git_blob_id,
+    known_blob_ids,
     model_url,
     not_the_builtin,
     rescaling_diam_mean,
@@ -130,6 +132,16 @@ def server(tmp_path, monkeypatch):
     httpd.server_close()
 
 
+def test_a_table_of_ids_of_ones_own_is_read_with_or_without_header(tmp_path, monkeypatch):
+    table = tmp_path / "ids.tsv"
+    table.write_text("# my mirror\ncytotorch_0 abc\nnucleitorch_0\tdef\n")
+    monkeypatch.setenv(IDS_VARIABLE, str(table))
+    assert known_blob_ids() == {"cytotorch_0": "abc", "nucleitorch_0": "def"}
+    monkeypatch.setenv(IDS_VARIABLE, str(tmp_path / "missing.tsv"))
+    with pytest.raises(PretrainedError, match=f"cannot read the table of git blob ids.*{IDS_VARIABLE}"):
+        known_blob_ids()
+
+
 def test_git_blob_id_is_gits_own(tmp_path):
     path = tmp_path / "file"
     path.write_bytes(b"weights\n")
@@ -161,7 +173,10 @@ def test_download_then_reuse_then_offline(server, tmp_path, monkeypatch):
     assert "CELLPOSE_LOCAL_MODELS_PATH" in message and "Training from cyto did not start" in message
     assert not (tmp_path / "empty" / "cytotorch_0").exists()
     monkeypatch.delenv(MIRROR_VARIABLE)
-    assert model_url(cyto, models._MODEL_URL) == f"{models._MODEL_URL}/cytotorch_0"
+    pinned = models._MODEL_URL.removesuffix("/main") + f"/{PINNED_COMMIT}"  # the commit the ids are from
+    assert (
+        models._MODEL_URL.endswith("/main") and model_url(cyto, models._MODEL_URL) == f"{pinned}/cytotorch_0"
+    )
 
 
 def test_a_file_that_is_no_model_is_refused_and_removed(server, tmp_path):
@@ -180,7 +195,7 @@ def test_a_file_other_than_omniposes_is_refused_by_its_git_blob_id(server, tmp_p
     monkeypatch.delenv(
         IDS_VARIABLE
     )  # Omnipose's own ids: the served file is a model, but not Omnipose's cyto
-    expected = dict(line.split("\t") for line in IDS_FILE.read_text().splitlines()[4:])["cytotorch_0"]
+    expected = known_blob_ids()["cytotorch_0"]
     with pytest.raises(PretrainedError) as info:
         fetch(BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path, download_verified, loadable)
     message = str(info.value)
@@ -213,12 +228,15 @@ def test_https_downloads_check_the_certificate(server, certificate, tmp_path, mo
         message = str(info.value)
         assert "certificate is not trusted" in message and "SSL_CERT_FILE" in message
         assert not list((tmp_path / "a").iterdir()), "nothing of the refused download is left"
+        # What Omnipose's download_url_to_file does to the whole process: the pipeline's download ignores it.
+        monkeypatch.setattr(ssl, "_create_default_https_context", ssl._create_unverified_context)
+        with pytest.raises(PretrainedError, match="certificate is not trusted"):
+            fetch(BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path / "c", download_verified, loadable)
         monkeypatch.setenv("SSL_CERT_FILE", str(certificate[0]))  # the user's own authority: trusted
         path, downloaded = fetch(
             BUILTINS["cyto"], f"{base}/cytotorch_0", tmp_path / "b", download_verified, loadable
         )
         assert downloaded and path.read_bytes() == (served / "cytotorch_0").read_bytes()
-        assert ssl._create_default_https_context is ssl.create_default_context  # nothing process-wide changed
     finally:
         httpd.shutdown()
         httpd.server_close()

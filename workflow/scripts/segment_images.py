@@ -35,7 +35,9 @@ def check(items, channels) -> None:
     found = []
     for item in items:
         try:
-            pages = several_pages(Path(item["image"]), "image", channels["dim"])
+            pages = several_pages(
+                Path(item["image"]), "image", channels["dim"], fix="save each page as its own image file"
+            )
             found += [pages] if pages else image_problems(read_array(item["image"]), item["image"], channels)
         except ReadError as exc:
             found.append(error(item["image"], "unreadable", f"cannot be read ({exc})", "re-export the image"))
