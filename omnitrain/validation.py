@@ -380,7 +380,12 @@ def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) ->
                 "re-export the image, or remove the pair",
             )
         )
-    if settings.tyx is not None and any(s < t for s, t in zip(spatial, settings.tyx, strict=True)):
+    # In 3D the crop is a cube (Omnipose 1.1.4 needs one), so a volume of fewer planes than tyx is the rule
+    # rather than a mistake: only a short y or x is worth a warning there.
+    checked = slice(1, None) if settings.dim == 3 else slice(None)
+    if settings.tyx is not None and any(
+        s < t for s, t in zip(spatial[checked], settings.tyx[checked], strict=True)
+    ):
         problems.append(
             warning(
                 path,
@@ -391,7 +396,7 @@ def check_image(img: np.ndarray, path: Path, label_shape, settings: Settings) ->
                 + (
                     ", or leave such images to the pipeline's dense-crop packing"
                     if settings.dim == 2
-                    else " (a cube: Omnipose 1.1.4 needs one in 3D), or keep it: thin volumes are padded in z"
+                    else " (a cube: Omnipose 1.1.4 needs one in 3D)"
                 ),
             )
         )

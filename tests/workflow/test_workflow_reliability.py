@@ -163,6 +163,9 @@ CONFIG_CASES = {
     "yaml_word_as_experiment": config_case(
         "dir: data\nexperiments:\n  yes:\n    n_epochs: 2\n", "my.yaml, line 3", "quote it: 'yes':"
     ),
+    "more_folds_than_images": config_case(
+        "dir: data\ncross_validation:\n  folds: 5\n", "cross_validation.folds is 5", "use at most"
+    ),
     "yaml_number_as_key": config_case("dir: data\n1: 2\n", "my.yaml, line 2", "quote it: '1':"),
     "dataloader_without_workers": config_case("dir: data\ndataloader: true\n", "num_workers", "num_workers"),
     "missing_dir": config_case("dir: nowhere\n", "nowhere", "is not a folder"),

@@ -83,8 +83,8 @@ def sources_of(cfg, fold=None):
     """Sources by id (names made unique): {"pair", "name", "role": "train" | "test" | "validation", "fold"}."""
     try:
         return build_sources(INPUTS, TEST_INPUTS, cfg, fold)
-    except ValueError as exc:
-        raise WorkflowError(str(exc)) from None
+    except ValueError as exc:  # (called while the Snakefile is read)
+        refuse(str(exc))
 
 
 # ---- Versions, settings and folders: derived from the step table (omnitrain/steps.py) ----------
