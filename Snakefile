@@ -30,7 +30,7 @@ rule all:
 
 
 # `snakemake segment --config segment_dir=FOLDER [segment_model=latest]`: segment new images with a
-# registered version, and draft labels to correct (README, "The annotation loop").
+# registered version, and draft labels to correct (docs/annotation-loop.md).
 rule segment:
     input:
         segment_targets,

@@ -1,8 +1,8 @@
 """Benchmark: does packing give a better model per unit of training? Packing on vs off, equal compute.
 
 The seed's claim: with dense crops packed into ensemble images, Omnipose "sees the same number of cells but a
-lot faster". This asks it through the pipeline itself, as two experiments of one config (README,
-"Experiments"): `base` (packing on) and `raw` (packing off: the tiled source images), on the DSB 2018
+lot faster". This asks it through the pipeline itself, as two experiments of one config
+(docs/experiments.md): `base` (packing on) and `raw` (packing off: the tiled source images), on the DSB 2018
 fluorescence images with manual labels (../shared/data). Same held-out images, same validation images, same
 training compute (crops of the same size per epoch, epochs, batch size, optimiser). With cross-validation
 folds (--cpu: 3) each arm trains once per fold (the folds are source-level: each fold's validation images are

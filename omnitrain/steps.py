@@ -15,7 +15,7 @@ read: a key missing from a step's ``settings`` fails with KeyError in its script
 silently left out of the version.
 
 Adding a step: one :class:`Step` entry here (its rules, settings, reads, folder, targets), its rules
-in a workflow/rules/*.smk file, and one thin script per rule (README, "How to add a step").
+in a workflow/rules/*.smk file, and one thin script per rule (docs/development.md, "How to add a step").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 #
 # Install them there on top of the existing torch, without an index and without resolving anything:
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site DIR/*.whl && export PYTHONPATH=/tmp/site
-# (README, "Experiments": the one command that runs gpu_check.py and bench_quality.py --gpu).
+# (docs/experiments.md: the one command that runs gpu_check.py and bench_quality.py --gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -ne 2 ]; then

@@ -4,7 +4,7 @@ segments.
 It is the test that fails when a change breaks training itself (a wrong flag mapping, a broken crop, a
 wrong channel, scrambled labels), which no shape or file test sees. Seeded (pipeline.seed 0); the demo
 reaches held-out AP@0.5 >= 0.9 and mean AP >= 0.7 on its three held-out images at each of pipeline.seed 0-4
-(README, "The demo's model segments"); the bounds here are those minus a margin of 0.05, because the figures
+(docs/quality.md, "The demo"); the bounds here are those minus a margin of 0.05, because the figures
 repeat on one machine, not across CPUs. It costs minutes: it is the slowest test, kept in CI on purpose.
 """
 
