@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_quality import DSB, fluorescence_folder  # noqa: E402
+from bench_quality import CPU_RECIPE, DSB, fluorescence_folder  # noqa: E402
 
 from omnitrain.experiments import deep_merge as merge  # noqa: E402
 
@@ -59,6 +59,13 @@ DEMO = {
 #: pass a step instead of three); "channels_last" (not a pipeline setting) puts the network's weights in
 #: channels-last memory order (oneDNN's preferred layout for convolutions on a CPU; the same arithmetic).
 NOSYM = {"training": {"symmetry": False}}
+#: omnipose --train's CLI defaults over DEMO (tyx None: Omnipose's own 224 px crops; nimg_per_epoch None:
+#: Omnipose's own epoch, one pass over the training images).
+CLI = {"RAdam": False, "learning_rate": 0.2, "batch_size": 8, "tyx": None, "nclasses": 2,
+       "training": {"nimg_per_epoch": None, "symmetry": True}}  # fmt: skip
+#: training.nimg_per_epoch's pipeline default (null in config.yaml): max(training source images, batch_size),
+#: which the train step computes from its sources (crops_per_epoch); a marker here, resolved in train_arm.
+PIPELINE_DEFAULT = "pipeline default"
 ARMS = {
     "old_demo": {},
     "nosym": NOSYM,
@@ -72,6 +79,13 @@ ARMS = {
     "nosym_batch8_sgd": {**NOSYM, "batch_size": 8, "RAdam": False, "learning_rate": 0.2},
     "nosym_batch8_lr0.01": {**NOSYM, "batch_size": 8, "learning_rate": 0.01},
     "nosym_batch16": {**NOSYM, "batch_size": 16},
+    # Against the user's habit (#32 point 4), at equal training time: what `omnipose --train --dir <raw>`
+    # does with its CLI defaults (omnipose 1.1.4 cli.py: SGD 0.2, batch 8, Omnipose's 224 px crops, symmetry
+    # term on, an epoch = the training images, no packing); the pipeline's defaults (config/config.yaml: the
+    # same flags, packing on, an epoch = max(training source images, batch_size) crops); and config/cpu.yaml.
+    "cli_defaults": {**CLI, "packing": {"enabled": False}},
+    "pipeline_defaults": {**CLI, "training": {"nimg_per_epoch": PIPELINE_DEFAULT, "symmetry": True}},
+    "cpu_recipe": CPU_RECIPE,  # config/cpu.yaml's training settings
 }
 
 
@@ -135,7 +149,18 @@ def train_arm(name: str, settings: dict, seed: int, minutes: float, snapshots: i
         model.net.to(memory_format=torch.channels_last)
     folder = work / "arms" / f"{name}_seed{seed}"
     folder.mkdir(parents=True, exist_ok=True)
-    kwargs = train_kwargs(cfg, str(folder), name, n_sources=None)
+    if cfg["training"]["nimg_per_epoch"] == PIPELINE_DEFAULT:  # the train step's default: from its sources
+        cfg["training"]["nimg_per_epoch"] = None
+        sources = pd.read_csv(trainset.parent / "provenance.tsv", sep="\t")["source"].nunique()
+        kwargs = train_kwargs(cfg, str(folder), name, n_sources=sources)
+    else:
+        kwargs = train_kwargs(cfg, str(folder), name, n_sources=None)
+    per_epoch = max(kwargs["nimg_per_epoch"] or 0, len(ts.images))  # Omnipose takes the larger
+    print(
+        f"  {len(ts.images)} training image(s), {per_epoch} crop(s) an epoch, crops of"
+        f" {kwargs['tyx'] or 'Omnipose default 224 px'}",
+        flush=True,
+    )
     # More epochs than any budget here reaches (Omnipose draws every epoch's image order up front, quadratic
     # in their number: 10^5 epochs took minutes before the first one).
     kwargs.update(n_epochs=5000, save_every=10**9)
@@ -185,7 +210,7 @@ def train_arm(name: str, settings: dict, seed: int, minutes: float, snapshots: i
         rows.append(
             {
                 "arm": name, "seed": seed, "minutes": seconds / 60, "epochs": epoch,
-                "crops": epoch * kwargs["nimg_per_epoch"], "s_per_epoch": seconds / epoch,
+                "crops": epoch * per_epoch, "s_per_epoch": seconds / epoch,
                 "loss_start": first, "loss": losses["loss"].iloc[max(epoch - 10, 0) : epoch].mean(),
                 "heldout_ap50": overall["ap50"], "ap50_low": overall["ap50_low"],
                 "ap50_high": overall["ap50_high"], "heldout_mean_ap": overall["mean_ap"],
