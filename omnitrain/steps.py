@@ -4,8 +4,8 @@ Everything else is derived from :data:`STEPS`: each step's version id (:func:`st
 folder, its rules' logs and benchmark files (:func:`rule_logs`, :func:`rule_benchmarks`), the
 settings its rules receive (:func:`settings_of`), the links of a registered version, the inputs of
 ``register`` and the default targets (:func:`registered`, :func:`default_targets`).
-workflow/rules/common.smk is the thin adapter between this table and Snakemake; the rule files only
-name paths inside the folders it gives them.
+omnitrain/plan.py applies this table to a config's runs and workflow/rules/common.smk adapts the plan to
+Snakemake; the rule files only name paths inside the folders it gives them.
 
 A step's version covers its code (the scripts of its rules and the omnitrain modules they import,
 :func:`omnitrain.hashing.code_digest`), its rules' conda envs, its settings, the versions of the steps
@@ -127,7 +127,7 @@ STEPS: tuple[Step, ...] = (
         (Rule("split", "split.py", "preprocess"),),
         folder="splits/{split}",
         settings=("split", "pipeline.seed", "test_dir", "monitor.every"),
-        reads=("validation",),  # it waits for the verdict on the inputs (a gate, see common.smk)
+        reads=("validation",),  # it waits for the verdict on the inputs (a gate, see omnitrain/plan.py)
         data="sources",
         registers={"split": "split.tsv"},
     ),

@@ -3,6 +3,7 @@ pairs written to temporary folders, the real data's folders, and running the wor
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -127,3 +128,31 @@ def shrink_pairs(folder: Path, size: int = 256) -> None:
         window = tuple(slice(s, s + size) for s in start)
         tifffile.imwrite(label_path, relabel_sequential(lab[window])[0])
         tifffile.imwrite(image_path, img[window])
+
+
+# A registered version's record, as register writes it (what segmenting reads of it).
+CHANNELS = {"dim": 2, "channel_axis": None, "chan": 0, "chan2": 0, "all_channels": False, "nchan": 1}
+CHANNELS |= {"channels": {"select": None}, "validation": {"max_split_fraction": 0.5}}
+PREDICTION = {
+    "evaluation": {"mask_threshold": 0.0, "flow_threshold": 0.4, "niter": None, "use_size_model": True},
+    "use_gpu": "auto",
+    "train_size": False,
+    "diameter": 0,
+    "monitor": {"select": "best"},
+}
+
+
+def write_record(results: Path, version: str, created: str, experiment="base", fold=None, **paths) -> dict:
+    rec = {
+        "version": version,
+        "created": created,
+        "experiment": experiment,
+        "fold": fold,
+        "params": {"steps": {"heldout_image": CHANNELS, "prediction": PREDICTION}},
+        "paths": {"files": {"model_file": f"m/{version}", "card": f"m/{version}.json", **paths}},
+        "model": {"selected": {"file": f"m/{version}_best", "select": "best"}},
+    }
+    folder = results / "versions" / version
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps(rec))
+    return rec

@@ -5,38 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import cells
+from helpers import CHANNELS, PREDICTION, cells, write_record
 
 from omnitrain import segment_image as segimg
 from omnitrain import segmentation as seg
 from omnitrain.manifest import write_json
 from omnitrain.segmentation import SegmentError
-
-CHANNELS = {"dim": 2, "channel_axis": None, "chan": 0, "chan2": 0, "all_channels": False, "nchan": 1}
-CHANNELS |= {"channels": {"select": None}, "validation": {"max_split_fraction": 0.5}}
-PREDICTION = {
-    "evaluation": {"mask_threshold": 0.0, "flow_threshold": 0.4, "niter": None, "use_size_model": True},
-    "use_gpu": "auto",
-    "train_size": False,
-    "diameter": 0,
-    "monitor": {"select": "best"},
-}
-
-
-def write_record(results: Path, version: str, created: str, experiment="base", fold=None, **paths) -> dict:
-    rec = {
-        "version": version,
-        "created": created,
-        "experiment": experiment,
-        "fold": fold,
-        "params": {"steps": {"heldout_image": CHANNELS, "prediction": PREDICTION}},
-        "paths": {"files": {"model_file": f"m/{version}", "card": f"m/{version}.json", **paths}},
-        "model": {"selected": {"file": f"m/{version}_best", "select": "best"}},
-    }
-    folder = results / "versions" / version
-    folder.mkdir(parents=True)
-    (folder / "record.json").write_text(json.dumps(rec))
-    return rec
 
 
 @pytest.fixture

@@ -35,6 +35,19 @@ def test_demo_validates(tmp_path):
     assert dry_run_jobs(tmp_path, {"dir": "demo"}, *VALIDATION) == {}, "nothing is left to do"
 
 
+def test_a_dry_run_writes_nothing_but_snakemakes_records_and_the_hash_cache(tmp_path):
+    write_demo(tmp_path / "demo")
+    (tmp_path / "run.yaml").write_text("dir: demo\n")
+    before = {p for p in tmp_path.rglob("*") if p.is_file()}
+    run = snakemake(tmp_path, {"dir": "demo", "experiments": {"radam": {"RAdam": True}}}, "-n")
+    assert run.returncode == 0, run.stderr
+    assert "train" in run.stdout and "register" in run.stdout
+    written = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()} - {
+        p.relative_to(tmp_path).as_posix() for p in before
+    }
+    assert {p for p in written if not p.startswith(".snakemake/")} == {".omnitrain/hashes.tsv"}, written
+
+
 def test_changed_label_content_reruns_validation(tmp_path):
     for i in range(3):
         write_pair(tmp_path / "data", f"p{i}", lab=cells(n=4 + i))

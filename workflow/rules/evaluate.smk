@@ -3,7 +3,7 @@
 
 rule predict_heldout:
     input:
-        unpack(prediction_inputs),
+        unpack(by_run("prediction", lambda run: run.prediction_inputs())),
     output:
         predictions=directory(FOLDER["prediction"]),
     log:
@@ -18,15 +18,15 @@ rule predict_heldout:
         mem_mb=train_resource("prediction", "train_mem_mb"),
     params:
         settings=settings_of_run("prediction"),
-        files=prediction_files,
+        files=by_run("prediction", lambda run: run.prediction_files()),
     script:
         "../scripts/predict_heldout.py"
 
 
 rule evaluate:
     input:
-        heldout=by_run("evaluation", lambda run: run.dir["heldout"]),
-        predictions=by_run("evaluation", lambda run: run.dir["prediction"]),
+        heldout=by_run("evaluation", lambda run: run.folder["heldout"]),
+        predictions=by_run("evaluation", lambda run: run.folder["prediction"]),
     output:
         per_threshold=f"{FOLDER['evaluation']}/per_image_per_threshold.tsv",
         per_image=f"{FOLDER['evaluation']}/per_image.tsv",

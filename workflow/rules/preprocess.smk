@@ -7,7 +7,7 @@ localrules:
     heldout_set,
 
 
-if ANY_MONITORED:
+if PLAN.any_monitored:
 
     localrules:
         monitor_set,
@@ -27,7 +27,7 @@ if ANY_MONITORED:
 
 rule split:
     input:
-        validated=by_run("split", lambda run: f"{run.dir['validation']}/inputs.tsv"),
+        validated=by_run("split", lambda run: f"{run.folder['validation']}/inputs.tsv"),
     output:
         table=f"{FOLDER['split']}/split.tsv",
     log:
@@ -51,8 +51,8 @@ rule prepare_images:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        images=batch_params,
-        refused=NAMING_REFUSAL,
+        images=lambda w: batch_run(w).batch_params(w.batch),
+        refused=PLAN.inputs.naming_refusal,
     script:
         "../scripts/prepare_images.py"
 

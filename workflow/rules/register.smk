@@ -9,7 +9,7 @@ localrules:
 
 rule register:
     input:
-        unpack(register_inputs),
+        unpack(by_run("version", lambda run: run.register_inputs())),
     output:
         record=f"{FOLDER['version']}/record.json",
         manifest=f"{FOLDER['version']}/manifest.json",
@@ -25,31 +25,31 @@ rule register:
         "../../envs/preprocess.yaml"
     params:
         settings=settings_of_run("version"),
-        version=by_run("version", lambda run: run.version),
+        version=by_run("version", lambda run: run.version["version"]),
         run=by_run("version", lambda run: run.data["run"]),
-        versions=by_run("version", lambda run: {k: v for k, v in run.v.items() if k != "version"}),
-        sources=by_run("version", register_sources),
+        versions=by_run("version", lambda run: {k: v for k, v in run.version.items() if k != "version"}),
+        sources=by_run("version", lambda run: run.register_sources(PLAN.inputs.test is not None)),
         results=lambda w, output: results_of(output.record, "version"),
-        folders=by_run("version", lambda run: {k: v for k, v in run.dir.items() if k != "version"}),
-        links=by_run("version", registered_links),
-        benchmarks=by_run("version", lambda run: run.benchmarks),
-        model_files=by_run("version", model_files),
+        folders=by_run("version", lambda run: {k: v for k, v in run.folder.items() if k != "version"}),
+        links=by_run("version", lambda run: run.registered_links()),
+        benchmarks=by_run("version", lambda run: dict(run.benchmarks)),
+        model_files=by_run("version", lambda run: run.model_files()),
     script:
         "../scripts/register.py"
 
 
 rule registry:
     input:
-        records=[f"{run.dir['version']}/record.json" for run in RUNS.values()],
+        records=[f"{run.folder['version']}/record.json" for run in RUNS.values()],
     output:
         table=f"{RESULTS}/registry.tsv",
         latest=f"{RESULTS}/latest.txt",
     log:
-        f"{LOGS}/registry/{PRIMARY.version}.log",
+        f"{LOGS}/registry/{PRIMARY.version['version']}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        version=PRIMARY.version,
+        version=PRIMARY.version["version"],
         results=lambda w, output: str(Path(output.table).parent),
     script:
         "../scripts/registry.py"
@@ -57,7 +57,7 @@ rule registry:
 
 rule leaderboard:
     input:
-        records=[f"{run.dir['version']}/record.json" for run in RUNS.values()],
+        records=[f"{run.folder['version']}/record.json" for run in RUNS.values()],
     output:
         table=f"{RESULTS}/leaderboard.tsv",
         runs=f"{RESULTS}/leaderboard_runs.tsv",
@@ -67,10 +67,10 @@ rule leaderboard:
             category="Experiments",
         ),
     log:
-        f"{LOGS}/leaderboard/{PRIMARY.version}.log",
+        f"{LOGS}/leaderboard/{PRIMARY.version['version']}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        metric=config["leaderboard"]["metric"],
+        metric=PLAN.config["leaderboard"]["metric"],
     script:
         "../scripts/leaderboard.py"

@@ -3,6 +3,14 @@
 # and drafts to correct (omnitrain/segmentation.py, omnitrain/drafts.py). The target is `snakemake segment`.
 
 
+from omnitrain.segmentation import (
+    BATCH_TABLE as SEGMENT_BATCH_TABLE,
+    LATEST as SEGMENT_LATEST,
+    SET_FOLDER as SEGMENT_SET_FOLDER,
+    results_of_set_file,
+)
+
+
 localrules:
     segment_set,
     segment_latest,
@@ -16,24 +24,26 @@ wildcard_constraints:
 
 rule segment_images:
     input:
-        images=segment_batch_inputs,
+        images=lambda w: [
+            ancient(segment_job(w)["items"][s]["image"]) for s in segment_job(w)["batches"][w.segbatch]
+        ],
     output:
         table=f"{RESULTS}/{SEGMENT_BATCH_TABLE.format(model='{segmodel}', batch='{segbatch}')}",
     log:
         f"{LOGS}/segment_images/{{segmodel}}_{{segbatch}}.log",
     conda:
         "../../envs/omnipose.yaml"
-    threads: config["resources"]["train_threads"]
+    threads: PLAN.config["resources"]["train_threads"]
     resources:
-        gpu=0 if config["use_gpu"] is False else 1,
-        mem_mb=config["resources"]["train_mem_mb"],
+        gpu=0 if PLAN.config["use_gpu"] is False else 1,
+        mem_mb=PLAN.config["resources"]["train_mem_mb"],
     params:
-        images=lambda w: [segment_plan(w)["items"][s] for s in segment_plan(w)["batches"][w.segbatch]],
-        settings=lambda w: segment_plan(w)["settings"],
+        images=lambda w: [segment_job(w)["items"][s] for s in segment_job(w)["batches"][w.segbatch]],
+        settings=lambda w: segment_job(w)["settings"],
         # The registered version's files, not inputs: their paths are outputs of the train rule, whose version
         # may not be the current config's; a registered version's files never change (checked at start).
-        files=lambda w: segment_plan(w)["files"],
-        use_gpu=config["use_gpu"],  # where it runs, not what it computes: not in the folders' keys
+        files=lambda w: segment_job(w)["files"],
+        use_gpu=PLAN.config["use_gpu"],  # where it runs, not what it computes: not in the folders' keys
     script:
         "../scripts/segment_images.py"
 
@@ -41,7 +51,7 @@ rule segment_images:
 # drafts/ beside the outputs is no declared output: a rerun in place must not delete the corrections in it.
 rule segment_set:
     input:
-        tables=segment_batch_tables,
+        tables=lambda w: SEGMENT.batch_tables(segment_job(w)),
     output:
         table=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/segmentation.tsv",
         review=f"{RESULTS}/{SEGMENT_SET_FOLDER.format(model='{segmodel}', set='{segset}')}/review.tsv",
@@ -52,11 +62,11 @@ rule segment_set:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        images=lambda w: list(segment_plan(w)["items"].values()),
-        model_version=lambda w: segment_plan(w)["version"],
-        set=lambda w: segment_plan(w)["set"],
-        drafts=lambda w: segment_plan(w)["drafts"]["on"],
-        mask_filter=lambda w: segment_plan(w)["drafts"]["mask_filter"],
+        images=lambda w: list(segment_job(w)["items"].values()),
+        model_version=lambda w: segment_job(w)["version"],
+        set=lambda w: segment_job(w)["set"],
+        drafts=lambda w: segment_job(w)["drafts"]["on"],
+        mask_filter=lambda w: segment_job(w)["drafts"]["mask_filter"],
         results=lambda w, output: str(results_of_set_file(output.table)),
     script:
         "../scripts/segment_set.py"
@@ -64,7 +74,7 @@ rule segment_set:
 
 rule segment_latest:
     input:
-        table=lambda w: f"{segment_set_folder(segment_plan())}/segmentation.tsv",
+        table=lambda w: f"{SEGMENT.set_folder(segment_job())}/segmentation.tsv",
     output:
         latest=f"{RESULTS}/{SEGMENT_LATEST}",
     log:
@@ -72,6 +82,6 @@ rule segment_latest:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        folder=lambda w: segment_set_folder(segment_plan()),
+        folder=lambda w: SEGMENT.set_folder(segment_job()),
     script:
         "../scripts/segment_latest.py"

@@ -27,7 +27,7 @@ rule train:
         unpack(train_inputs),
     output:
         # The model file (<models>/<Omnipose's name>, and <name>_best when monitored) is written before the
-        # card: the card stands for it (its name depends on nchan, nclasses and dim; see common.smk).
+        # card: the card stands for it (its name depends on nchan, nclasses and dim; see omnitrain/plan.py).
         card=f"{FOLDER['model']}/model_card.json",
         losses=f"{FOLDER['model']}/losses.tsv",
         curve=report(
@@ -48,7 +48,7 @@ rule train:
         runtime=train_resource("model", "train_runtime"),
     params:
         settings=settings_of_run("model"),
-        version=by_run("model", lambda run: run.v["model"]),
+        version=by_run("model", lambda run: run.version["model"]),
         sources=by_run("model", lambda run: run.train_image_files),
         monitor_off=by_run("model", lambda run: run.monitor_off),
         model=by_run("model", lambda run: run.model),
@@ -57,13 +57,13 @@ rule train:
         "../scripts/train.py"
 
 
-if ANY_SIZE_MODEL:
+if PLAN.any_size_model:
 
     rule fit_size_model:
         input:
-            card=by_run("size_model", lambda run: f"{run.dir['model']}/model_card.json"),
-            trainset=by_run("size_model", lambda run: f"{run.dir['trainset']}/trainset"),
-            heldout=by_run("size_model", lambda run: run.dir["heldout"]),
+            card=by_run("size_model", lambda run: f"{run.folder['model']}/model_card.json"),
+            trainset=by_run("size_model", lambda run: f"{run.folder['trainset']}/trainset"),
+            heldout=by_run("size_model", lambda run: run.folder["heldout"]),
         output:
             # <model>_size.npy, Omnipose's name, is written beside this table (see the train rule's model)
             heldout=f"{FOLDER['size_model']}/size_heldout.tsv",

@@ -3,7 +3,7 @@
 
 rule validate_inputs:
     input:
-        files=[ancient(p) for p in INPUT_FILES],
+        files=[ancient(p) for p in PLAN.inputs.sha256],
     output:
         table=f"{FOLDER['validation']}/inputs.tsv",
         summary=report(

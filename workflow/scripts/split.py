@@ -1,4 +1,4 @@
-"""Rule split: the held-out assignment of the source images, as a table (decided in common.smk)."""
+"""Rule split: the held-out assignment of the source images, as a table (decided in omnitrain/plan.py)."""
 
 import sys
 from pathlib import Path
