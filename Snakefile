@@ -11,9 +11,6 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-report: "workflow/report/workflow.rst"
-
-
 include: "workflow/rules/common.smk"
 include: "workflow/rules/validate.smk"
 include: "workflow/rules/preprocess.smk"
@@ -21,6 +18,9 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/segment.smk"
+
+
+report: REPORT_INTRO
 
 
 rule all:

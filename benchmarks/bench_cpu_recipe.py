@@ -119,13 +119,13 @@ def train_arm(name: str, settings: dict, seed: int, minutes: float, snapshots: i
     """Train one arm for ``minutes``; held-out AP@0.5 and mean AP at ``snapshots`` evenly spaced times."""
     import torch
 
+    from omnitrain.epochs import EpochRecorder
     from omnitrain.evaluation import score
     from omnitrain.inference import segment_array
     from omnitrain.monitor import load_validation_set
     from omnitrain.omni import omnipose_models
     from omnitrain.resume import cpu_copy
     from omnitrain.training import (
-        EpochRecorder,
         fix_boundary_loss,
         load_trained_model,
         load_training_set,
@@ -184,13 +184,10 @@ def train_arm(name: str, settings: dict, seed: int, minutes: float, snapshots: i
     model._train_step = budgeted_step
     log = logging.getLogger(f"arm.{name}")
     recorder = EpochRecorder(model, kwargs["n_epochs"], folder / "losses.tsv", log, on_epoch=on_epoch)
-    logging.getLogger("cellpose_omni.core").addHandler(recorder)
-    logging.getLogger("cellpose_omni.core").setLevel(logging.INFO)
     try:
         with contextlib.suppress(BudgetSpent):  # the budget's end is the arm's normal end
             model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
     finally:
-        logging.getLogger("cellpose_omni.core").removeHandler(recorder)
         recorder.close()
     losses = pd.read_csv(folder / "losses.tsv", sep="\t")
     first = losses["loss"].iloc[: max(len(losses) // 10, 1)].mean()  # the first tenth of the epochs

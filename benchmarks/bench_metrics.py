@@ -19,6 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from omnitrain import metrics  # noqa: E402
 from omnitrain.demo import grow_colony, scatter_cells  # noqa: E402
+from omnitrain.labels import relabel  # noqa: E402
 
 
 def pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +38,7 @@ def pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
     extra = np.zeros_like(true)
     scatter_cells(extra, rng, 5, 1)
     pred[(extra > 0) & (pred == 0)] = extra[(extra > 0) & (pred == 0)].astype(np.int32) + 10_000
-    return true, metrics.sequential(pred).astype(np.uint16)  # as both are read back from the TIFFs
+    return true, relabel(pred)[0].astype(np.uint16)  # as both are read back from the TIFFs
 
 
 def main() -> None:

@@ -29,9 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 from omnitrain.config import check_config  # noqa: E402
 from omnitrain.demo import make_image  # noqa: E402
+from omnitrain.epochs import EpochRecorder  # noqa: E402
 from omnitrain.monitor import Monitor, ValidationSet  # noqa: E402
 from omnitrain.resume import Interrupted, ResumableTraining  # noqa: E402
-from omnitrain.training import EpochRecorder, model_kwargs, seed_everything, train_kwargs  # noqa: E402
+from omnitrain.training import model_kwargs, seed_everything, train_kwargs  # noqa: E402
 
 LOG = logging.getLogger("bench")
 
@@ -76,8 +77,6 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
         )  # fmt: skip
         hooks.attach_monitor(monitor)
     recorder = EpochRecorder(model, cfg["n_epochs"], folder / "losses.tsv", LOG, monitor and monitor.on_epoch)
-    core = logging.getLogger("cellpose_omni.core")
-    core.addHandler(recorder)
     images, labels = training_data()
     start = time.perf_counter()
     scoring = []
@@ -96,7 +95,6 @@ def run(cfg, folder, *, monitor_every=0, stop_after=None, checkpoint=None, short
     except Interrupted:  # the stop_after run ends here on purpose: its checkpoint is what is measured next
         pass
     finally:
-        core.removeHandler(recorder)
         recorder.close()
     wall = time.perf_counter() - start
     return wall, first.get("t", time.perf_counter()) - start, float(np.mean(scoring)) if scoring else 0.0

@@ -15,10 +15,14 @@ saves without changes may write them) is flagged: training on it teaches the mod
 from __future__ import annotations
 
 import csv
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from .folders import make_folder
+from .hashing import sha256
 from .imageio import read_array
 
 #: Every draft written, in the segment sets' tables (relative to the results folder).
@@ -97,3 +101,68 @@ def unedited_by_hash(label_hashes: dict[str, str], drafts: dict[str, list[dict]]
     """Label files (path: sha256) whose bytes are a draft's, unchanged: a quick check at start."""
     draft_labels = {d["label_sha256"] for ds in drafts.values() for d in ds}
     return sorted(p for p, h in label_hashes.items() if h in draft_labels)
+
+
+def place(source: Path, target: Path) -> None:
+    """A copy, not a link: people open and edit these files, and an edit in place must not reach the
+    image's own files (register compares corrected labels with them)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
+
+
+def write_drafts(drafts_dir: Path, drafted: list[dict]) -> bool:
+    """The drafts folder, made once (omnitrain/folders.py): it is no declared output, so a rerun of the
+    segment_set rule in place never deletes the corrections someone is making in it. False when it existed
+    already."""
+    if drafts_dir.is_dir():
+        return False
+
+    def fill(tmp: Path) -> None:
+        for item in drafted:
+            place(Path(item["image"]), tmp / item["draft_image"])  # the same bytes: register recognises it
+            place(item["masks_file"], tmp / item["draft"])
+
+    return make_folder(drafts_dir, fill)
+
+
+def collect_set(items: list[dict], masks_dir: Path, results: Path, mask_filter: str | None, drawn_by: dict):
+    """A segment set from its images' folders: every image's masks and pictures copied into ``masks_dir``
+    (subfolders kept), its row of the set's table, and, with a ``mask_filter`` (segment_drafts on), a draft
+    for each image not in the training folders. ``drawn_by``: {"model_version", "set"}.
+    Returns (table rows, drafts table rows, drafts to write)."""
+    rows, drafts, drafted = [], [], []
+    for item in items:
+        folder = Path(item["folder"])
+        stats = json.loads((folder / "segmentation.json").read_text())
+        sub = Path(item["name"]).parent  # the image's subfolder below segment_dir (look_one_level_down)
+        stem = Path(item["image"]).stem
+        for name in (stats["masks"], f"{stem}_outlines.png", f"{stem}_overlay.png"):
+            place(folder / name, masks_dir / sub / name)
+        draft = ""
+        if mask_filter is not None and not item["in_training"]:
+            draft = (sub / f"{item['base']}{mask_filter}.tif").as_posix()
+            masks = folder / stats["masks"]
+            image = (sub / Path(item["image"]).name).as_posix()
+            drafted.append({**item, "draft": draft, "draft_image": image, "masks_file": masks})
+            drafts.append(
+                {
+                    "image": image,
+                    "label": draft,
+                    "image_sha256": item["sha256"],
+                    "label_sha256": sha256(masks),  # the draft is a copy of it
+                    **drawn_by,
+                    "masks": masks.relative_to(results).as_posix(),
+                }
+            )
+        rows.append(
+            {
+                "image": item["name_with_extension"],
+                **{k: stats[k] for k in ("objects", "diameter", "mean_flow_error", "max_flow_error")},
+                "rescale": stats["rescale"],
+                "seconds": stats["seconds"],
+                "masks": (sub / stats["masks"]).as_posix(),
+                "in_training": item["in_training"],
+                "draft": draft,
+            }
+        )
+    return rows, drafts, drafted

@@ -23,7 +23,8 @@ from numba import njit
 from scipy.optimize import linear_sum_assignment
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_bipartite_matching
-from skimage.segmentation import relabel_sequential
+
+from .labels import relabel
 
 #: IoU thresholds of the report: 0.50, 0.55, ..., 0.95.
 THRESHOLDS = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
@@ -45,14 +46,6 @@ class Overlaps:
     def iou(self) -> np.ndarray:
         # Same arithmetic as cellpose_omni.metrics._intersection_over_union (float64, union by areas).
         return self.overlap / (self.area_pred[self.p] + self.area_true[self.t] - self.overlap)
-
-
-def sequential(labels: np.ndarray) -> np.ndarray:
-    """Labels renumbered 1..N (0 stays background)."""
-    lab = np.asarray(labels)
-    if lab.dtype.kind == "f":
-        lab = np.rint(lab).astype(np.int64)
-    return relabel_sequential(lab.astype(np.int64, copy=False))[0]
 
 
 def _make_runs(per: int, rep: int):
@@ -178,13 +171,13 @@ def overlaps(true: np.ndarray, pred: np.ndarray) -> Overlaps:
     if wide and max(int(t.max(initial=0)), int(p.max(initial=0))) >= 2**62:
         raise ValueError("labels of 2**62 and above are not supported: renumber them (1..N)")
     if t.dtype.kind != "u" or p.dtype.kind != "u":  # floats, or signed ints that might be negative
-        t, p = sequential(t), sequential(p)
+        t, p = relabel(t)[0], relabel(p)[0]
     common = np.dtype(f"u{max(t.itemsize, p.itemsize)}")
     t = np.ascontiguousarray(t, dtype=common).ravel()
     p = np.ascontiguousarray(p, dtype=common).ravel()
     ra, rb, rc, top_t, top_p = _pair_runs(t, p)
     if (top_t + 1) * (top_p + 1) > 16_000_000:  # huge or sparse ids: renumber first
-        t, p = sequential(t).astype(np.uint64), sequential(p).astype(np.uint64)
+        t, p = relabel(t)[0].astype(np.uint64), relabel(p)[0].astype(np.uint64)
         ra, rb, rc, top_t, top_p = _pair_runs(t, p)
     return Overlaps(*_sparse(_table(ra, rb, rc, top_t, top_p)))
 

@@ -245,7 +245,7 @@ class Monitor:
         return (epoch + 1) % self.every == 0 or epoch == self.n_epochs - 1
 
     def on_epoch(self, epoch: int, loss: float) -> dict | None:
-        """After each epoch (omnitrain.training.EpochRecorder): its validation scores, or None."""
+        """After each epoch (omnitrain.epochs.EpochRecorder): its validation scores, or None."""
         if epoch <= self.resumed_after:  # replayed for its data order: scores from the checkpoint
             return next((h for h in self.history if h["epoch"] == epoch), None)
         if not self.due(epoch):

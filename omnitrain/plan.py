@@ -29,7 +29,18 @@ from .layout import batch_table, image_folder, model_file
 from .pretrained import builtin
 from .sources import build_sources
 from .steps import (
+    CHECK,
+    HELDOUT,
+    HELDOUT_IMAGE,
+    MODEL,
+    MONITOR_IMAGE,
+    MONITOR_SET,
+    PREDICTION,
+    PRETRAINED,
+    SIZE_MODEL,
     STEP,
+    TRAIN_IMAGE,
+    TRAINSET,
     default_targets,
     enabled_steps,
     in_folder,
@@ -37,6 +48,7 @@ from .steps import (
     registered,
     rule_benchmarks,
     settings_of,
+    step_files,
     step_folders,
     step_versions,
     version_links,
@@ -47,7 +59,7 @@ from .validation import naming_refusal
 #: The conda env files whose bytes are part of the versions of the steps that run in them.
 ENVS = ("preprocess", "omnipose")
 #: Which per-image step prepares a source image of each role.
-IMAGE_STEP = {"train": "train_image", "test": "heldout_image", "validation": "monitor_image"}
+IMAGE_STEP = {"train": TRAIN_IMAGE, "test": HELDOUT_IMAGE, "validation": MONITOR_IMAGE}
 ROOT = Path(__file__).resolve().parents[1]
 #: File hashes by (path, size, mtime, ctime, inode), below the working directory: a dry run reads only
 #: files that changed.
@@ -117,6 +129,7 @@ class Run:
     version: MappingProxyType  # {step: version id}, the steps that are not per image
     image_version: MappingProxyType  # {source id: version id of its prepared folder}
     folder: MappingProxyType  # {step: folder}
+    file: MappingProxyType  # {step: {key: path}}, the files its Step declares (omnitrain/steps.py)
     benchmarks: MappingProxyType  # {rule: Snakemake benchmark file}
     model: str  # Omnipose's model file (no start-time suffix), below the model folder's models/
     monitored: bool  # validation images watch the training
@@ -174,23 +187,24 @@ class Run:
 
     def train_inputs(self) -> dict:
         """The train job's input files (a built-in model's copy and the validation set only when used)."""
+        trainset = self.file[TRAINSET]
         files = {
-            "trainset": f"{self.folder['trainset']}/trainset",
-            "provenance": f"{self.folder['trainset']}/provenance.tsv",
-            "checked": f"{self.folder['check']}/validation.tsv",
+            "trainset": trainset["trainset"],
+            "provenance": trainset["provenance"],
+            "checked": self.file[CHECK]["table"],
             "pretrained": list(self.pretrained),
         }
-        if "pretrained" in self.enabled:
-            files["builtin"] = f"{self.folder['pretrained']}/pretrained.json"
-            files["builtin_weights"] = f"{self.folder['pretrained']}/weights"
+        if PRETRAINED in self.enabled:
+            files["builtin"] = self.file[PRETRAINED]["record"]
+            files["builtin_weights"] = self.file[PRETRAINED]["weights"]
         if self.monitored:
-            files["monitor_set"] = self.folder["monitor_set"]
+            files["monitor_set"] = self.file[MONITOR_SET]["folder"]
         return files
 
     def prediction_inputs(self) -> dict:
-        files = {"card": f"{self.folder['model']}/model_card.json", "heldout": self.folder["heldout"]}
+        files = {"card": self.file[MODEL]["card"], "heldout": self.file[HELDOUT]["folder"]}
         if self.uses_size_model:
-            files["size_heldout"] = f"{self.folder['size_model']}/size_heldout.tsv"
+            files["size_heldout"] = self.file[SIZE_MODEL]["heldout"]
         return files
 
     def prediction_files(self) -> dict:
@@ -205,14 +219,14 @@ class Run:
     def model_files(self) -> dict:
         """The model file the evaluation used (monitor.select) and the size model's, for the record."""
         files = {"model_file": self.selected_model}
-        if "size_model" in self.enabled:
+        if SIZE_MODEL in self.enabled:
             files["size_model_file"] = self.size_model
         return files
 
     def registered_links(self) -> dict:
         """The parts linked from the version's folder (the validation set only when it was built)."""
         return {
-            k: v for k, v in version_links(dict(self.folder)).items() if k != "monitor_set" or self.monitored
+            k: v for k, v in version_links(dict(self.folder)).items() if k != MONITOR_SET or self.monitored
         }
 
     def register_sources(self, from_test_dir: bool) -> dict:
@@ -305,7 +319,7 @@ class Plan:
 
     @property
     def any_size_model(self) -> bool:
-        return any("size_model" in r.enabled for r in self.runs.values())
+        return any(SIZE_MODEL in r.enabled for r in self.runs.values())
 
     def run_of(self, step: str, version: str) -> Run:
         """The run that owns this version of ``step``; PlanError when the config has no such version."""
@@ -352,27 +366,6 @@ class Plan:
         trained = {f["sha256"] for f in known.values()}
         labels = {path: sha for path, sha in self.inputs.label_sha256().items() if sha not in trained}
         return unedited_by_hash(labels, drafts)
-
-    def report_intro(self) -> dict:
-        """What the report's intro page says of the primary run: version, images, model and, once evaluated,
-        its held-out scores with their intervals (read from the evaluation's scores.json)."""
-        run = self.primary
-        scores = read_json(f"{run.folder['evaluation']}/scores.json")
-        bounds = ("ap50", "mean_ap", "ap50_low", "ap50_high", "mean_ap_low", "mean_ap_high")
-        return {
-            "version": run.version["version"],
-            "model_version": run.version["model"],
-            "model": run.selected_model,
-            "dir": self.config["dir"],
-            "test_dir": self.config["test_dir"],
-            "train_images": len(run.train),
-            "test_images": len(run.test),
-            "training_images": read_json(f"{run.folder['trainset']}/packing_stats.json").get("images"),
-            **{k: run.config[k] for k in ("nchan", "nclasses", "dim", "n_epochs")},
-            "evaluated": bool(scores),
-            **{k: scores.get(k) for k in bounds},
-            "runs": len(self.runs),
-        }
 
     def targets(self, registry: str, leaderboard: tuple[str, ...]) -> list[str]:
         """What ``snakemake`` builds by default: every run's targets, the registry, and the leaderboard's
@@ -442,17 +435,15 @@ def plan_run(plan, inputs: Inputs, envs, pretrained_files: dict, results: str) -
     versions = step_versions(cfg, data, dict(envs))
     # One version per source image (the per-image steps); the other steps have one version each.
     image_version = {
-        **versions.pop("train_image"),
-        **versions.pop("heldout_image"),
-        **versions.pop("monitor_image", {}),
+        **versions.pop(TRAIN_IMAGE),
+        **versions.pop(HELDOUT_IMAGE),
+        **versions.pop(MONITOR_IMAGE, {}),
     }
     folders = step_folders(results, versions)
     # The model file: Omnipose's name (<net_type>_<folder>) without the start-time suffix; Omnipose writes it
     # (and its checkpoints) below <model folder>/models/. It is not a declared output (its name depends on
     # nchan, nclasses and dim, the card's does not): the card, written last, stands for it.
-    model = str(
-        model_file(folders["model"], model_name(cfg["nchan"], cfg["nclasses"], cfg["dim"], "trainset"))
-    )
+    model = str(model_file(folders[MODEL], model_name(cfg["nchan"], cfg["nclasses"], cfg["dim"], "trainset")))
     monitored, monitor_off = monitoring(cfg, enabled, plan.fold, by_role)
     selected = f"{model}_best" if monitored and cfg["monitor"]["select"] == "best" else model
     # The per-image work runs in batches of about 16 images: training, held-out and validation images are
@@ -479,13 +470,14 @@ def plan_run(plan, inputs: Inputs, envs, pretrained_files: dict, results: str) -
         version=frozen(versions),
         image_version=frozen(image_version),
         folder=frozen(folders),
+        file=frozen(step_files(results, folders)),
         benchmarks=frozen(rule_benchmarks(results, versions)),
         model=model,
         monitored=monitored,
         monitor_off=monitor_off,
         selected_model=selected,
-        size_model=f"{folders.get('size_model')}/{Path(selected).name}_size.npy",
-        uses_size_model="size_model" in reads_of(STEP["prediction"], cfg),
+        size_model=f"{folders.get(SIZE_MODEL)}/{Path(selected).name}_size.npy",
+        uses_size_model=SIZE_MODEL in reads_of(STEP[PREDICTION], cfg),
         batches=frozen(batches),
         results=results,
     )
@@ -494,9 +486,9 @@ def plan_run(plan, inputs: Inputs, envs, pretrained_files: dict, results: str) -
 def monitoring(cfg: dict, enabled: set, fold: int | None, by_role: dict) -> tuple[bool, str]:
     """(whether validation images watch the training, why not). The split sets them aside only when enough
     training images remain (split.min_train); the reason names only what the model's version covers."""
-    if "monitor_set" not in enabled and fold is not None:
+    if MONITOR_SET not in enabled and fold is not None:
         return False, f"monitor.every is 0 (fold {fold}'s images are left out, not scored)"
-    if "monitor_set" not in enabled:
+    if MONITOR_SET not in enabled:
         return False, "monitor.every is 0 or split.validation_fraction is 0"
     if not by_role["validation"]:
         return False, (

@@ -214,13 +214,29 @@ def git_blob_id(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def verifying_context() -> ssl.SSLContext:
+    """A TLS context that checks certificates against the system's authorities (or SSL_CERT_FILE's); on a
+    system without any (a minimal container without ca-certificates), against certifi's bundle, which is
+    installed with the pipeline: a download there is still verified, never sent unchecked."""
+    context = ssl.create_default_context()
+    paths = ssl.get_default_verify_paths()
+    system = (paths.cafile and Path(paths.cafile).is_file()) or (
+        paths.capath and Path(paths.capath).is_dir() and any(Path(paths.capath).iterdir())
+    )
+    if not system:
+        import certifi
+
+        context.load_verify_locations(certifi.where())
+    return context
+
+
 def download_verified(url: str, dst: str | Path, timeout: float = 120) -> None:
     """Download ``url`` to ``dst`` (a temporary file moved in place), the server's certificate and host name
     checked. Written here because Omnipose 1.1.4's download_url_to_file turns TLS verification off for the
     whole process (``ssl._create_default_https_context = ssl._create_unverified_context``); this passes its
     own verifying context, so that setting, if anything made it, does not apply."""
     dst = Path(dst)
-    context = ssl.create_default_context()  # the system's certificate authorities, or SSL_CERT_FILE's
+    context = verifying_context()
     tmp = tempfile.NamedTemporaryFile(dir=dst.parent, prefix=f".{dst.name}.", delete=False)  # noqa: SIM115
     try:
         with tmp, urllib.request.urlopen(url, timeout=timeout, context=context) as response:  # noqa: S310

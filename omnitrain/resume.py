@@ -125,7 +125,6 @@ class ResumableTraining:
         self.model, self.path, self.identity, self.log = model, Path(path), identity, log
         self.monitor = None  # omnitrain.monitor.Monitor (attach_monitor): its state travels in the checkpoint
         self.between_epochs = None  # called before the first batch of every epoch that trains
-        self.failure = lambda: None  # an error of the last scoring (attach_monitor)
         self.saved: dict | None = None
         self.start = 0
         if self.path.is_file():
@@ -171,27 +170,20 @@ class ResumableTraining:
         finally:
             self._end_replay()
 
-    def attach_monitor(self, monitor, failure=lambda: None) -> None:
-        """Score epochs with ``monitor`` (omnitrain/monitor.py). A checkpoint's monitoring history, best epoch
-        and patience count are restored into it; before each epoch that trains, an error of the last
-        scoring (``failure()``, kept by the epoch recorder) is raised, and ``EarlyStopped`` once the
-        monitor's patience ran out."""
+    def attach_monitor(self, monitor) -> None:
+        """Keep ``monitor``'s state (omnitrain/monitor.py) in the checkpoints. A checkpoint's monitoring
+        history, best epoch and patience count are restored into it, and ``EarlyStopped`` is raised before
+        the first epoch after its patience ran out. (The epochs are scored by the epoch recorder,
+        omnitrain/epochs.py, before their checkpoint is written.)"""
         self.monitor = monitor
-        self.failure = failure
         if self.saved and self.saved.get("monitor"):
             monitor.restore(self.saved["monitor"], upto=self.saved["epoch"])
 
         def between_epochs():
-            self._raise_failure()
             if monitor.should_stop():
                 raise EarlyStopped(f"early stopping after epoch {monitor.stopped_early_at + 1}")
 
         self.between_epochs = between_epochs
-
-    def _raise_failure(self) -> None:
-        error = self.failure()
-        if error is not None:
-            raise error
 
     def request_stop(self, *_signal) -> None:
         """Stop at the next batch, after saving the last completed epoch (a signal handler)."""
@@ -232,8 +224,6 @@ class ResumableTraining:
                 self._restore()
                 self._save_weights(filename)
             return
-        # A scoring of this epoch that failed: no checkpoint claims it was scored (the rerun redoes it).
-        self._raise_failure()
         self._save_weights(filename)
         if epoch != self._written:
             self._close_epoch(epoch)

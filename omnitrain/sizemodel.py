@@ -129,3 +129,29 @@ def predict(params: dict, style: np.ndarray) -> float:
     """Predicted diameter of an image from its style (Omnipose's SizeModel._size_estimation)."""
     est = np.exp(params["A"] @ (style - params["smean"]) + np.log(params["diam_mean"]) + params["ymean"])
     return float(np.maximum(5.0, est))
+
+
+#: The columns of the held-out diameter table (size_heldout.tsv).
+HELDOUT_COLUMNS = ("image", "true_diameter", "predicted_diameter", "error", "relative_error")
+
+
+def heldout_errors(params: dict, model, folder: str | Path, channel_axis: int | None) -> list[dict]:
+    """Per held-out image of ``folder``: its true median diameter, the size model's prediction, the error."""
+    from .discovery import discover
+    from .imageio import read_array
+
+    rows = []
+    for pair in discover(folder).pairs:
+        image, labels = read_array(pair.image), read_array(pair.label)
+        true = float(diameters([labels])[0])
+        predicted = predict(params, style_of(model, image, channel_axis))
+        rows.append(
+            {
+                "image": pair.base,
+                "true_diameter": round(true, 3),
+                "predicted_diameter": round(predicted, 3),
+                "error": round(predicted - true, 3),
+                "relative_error": round((predicted - true) / true, 4) if true else None,
+            }
+        )
+    return rows

@@ -73,9 +73,9 @@ class Step:
     versions it covers (``read_if`` makes a read depend on the config); ``data`` the name of the
     parse-time data it covers (the user's files); ``per_image`` steps have one version per source
     image. ``folder`` is formatted with the versions (per image: ``source`` and ``version``).
-    ``targets`` are files of its folder built by default ("" is the folder itself); ``registers`` maps
-    register's input names to files of its folder; ``link`` puts the folder into the registered version's
-    folder.
+    ``files`` names, once, the files of its folder by key ("" is the folder itself): the rules declare
+    their outputs by these keys, and so do ``targets`` (built by default) and ``registers`` (register's
+    input names to keys); ``link`` puts the folder into the registered version's folder.
     """
 
     name: str
@@ -87,9 +87,16 @@ class Step:
     data: str | None = None
     per_image: bool = False
     enabled: Callable[[dict], bool] = always
+    files: dict[str, str] = field(default_factory=dict)
     targets: tuple[str, ...] = ()
     registers: dict[str, str] = field(default_factory=dict)
     link: bool = True
+
+    def file(self, key: str) -> str:
+        """The name of one of its files (KeyError names the step's keys)."""
+        if key not in self.files:
+            raise KeyError(f"step {self.name} has no file {key!r} (its files: {', '.join(self.files)})")
+        return self.files[key]
 
     @property
     def scripts(self) -> tuple[str, ...]:
@@ -99,6 +106,23 @@ class Step:
     def envs(self) -> tuple[str, ...]:
         return tuple(sorted({r.env for r in self.rules}))
 
+
+#: Step names: the rules, the plan and the library name steps by these (a misspelt one fails at once).
+VALIDATION = "validation"
+SPLIT = "split"
+TRAIN_IMAGE = "train_image"
+HELDOUT_IMAGE = "heldout_image"
+MONITOR_IMAGE = "monitor_image"
+MONITOR_SET = "monitor_set"
+TRAINSET = "trainset"
+CHECK = "check"
+HELDOUT = "heldout"
+PRETRAINED = "pretrained"
+MODEL = "model"
+SIZE_MODEL = "size_model"
+PREDICTION = "prediction"
+EVALUATION = "evaluation"
+VERSION = "version"
 
 # Keys that decide how channels are selected (omnitrain/channels.py).
 CHANNELS = ("dim", "channel_axis", "chan", "chan2", "all_channels", "nchan", "channels")
@@ -113,26 +137,28 @@ PREPARE = Rule("prepare_images", "prepare_images.py", "preprocess")
 
 STEPS: tuple[Step, ...] = (
     Step(
-        "validation",
+        VALIDATION,
         (Rule("validate_inputs", "validate_inputs.py", "preprocess"),),
         folder="validation/{validation}",
         settings=("dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "tyx", "validation")
         + CHANNELS,
         data="input_files",
-        targets=("inputs_summary.txt",),
-        registers={"validation": "inputs.tsv"},
+        files={"table": "inputs.tsv", "summary": "inputs_summary.txt"},
+        targets=("summary",),
+        registers={"validation": "table"},
     ),
     Step(
-        "split",
+        SPLIT,
         (Rule("split", "split.py", "preprocess"),),
         folder="splits/{split}",
         settings=("split", "pipeline.seed", "test_dir", "monitor.every"),
         reads=("validation",),  # it waits for the verdict on the inputs (a gate, see omnitrain/plan.py)
         data="sources",
-        registers={"split": "split.tsv"},
+        files={"table": "split.tsv"},
+        registers={"split": "table"},
     ),
     Step(
-        "train_image",
+        TRAIN_IMAGE,
         (PREPARE,),
         folder=IMAGE_FOLDER,
         settings=(*CHANNELS, "validation.max_split_fraction", "tiling", "packing"),
@@ -141,7 +167,7 @@ STEPS: tuple[Step, ...] = (
         link=False,
     ),
     Step(
-        "heldout_image",
+        HELDOUT_IMAGE,
         (PREPARE,),
         folder=IMAGE_FOLDER,
         settings=(*CHANNELS, "validation.max_split_fraction"),
@@ -150,7 +176,7 @@ STEPS: tuple[Step, ...] = (
         link=False,
     ),
     Step(
-        "monitor_image",
+        MONITOR_IMAGE,
         (PREPARE,),
         folder=IMAGE_FOLDER,
         settings=(*CHANNELS, "validation.max_split_fraction"),
@@ -160,23 +186,30 @@ STEPS: tuple[Step, ...] = (
         link=False,
     ),
     Step(
-        "monitor_set",
+        MONITOR_SET,
         (Rule("monitor_set", "heldout_set.py", "preprocess"),),
         folder="monitor_sets/{monitor_set}",
         reads=("monitor_image",),
+        files={"folder": ""},
         enabled=monitoring,
     ),
     Step(
-        "trainset",
+        TRAINSET,
         (Rule("pack", "pack.py", "preprocess", benchmark=True), Rule("preview", "preview.py", "preprocess")),
         folder="trainsets/{trainset}",
         settings=("tiling", "packing"),
         reads=("train_image",),
-        targets=("preview.png",),
-        registers={"trainset": "packing_stats.json"},
+        files={
+            "trainset": "trainset",
+            "provenance": "provenance.tsv",
+            "stats": "packing_stats.json",
+            "preview": "preview.png",
+        },
+        targets=("preview",),
+        registers={"trainset": "stats"},
     ),
     Step(
-        "check",
+        CHECK,
         (Rule("validate_training_set", "validate_training_set.py", "omnipose"),),
         folder="trainsets/{trainset}/checks/{check}",
         settings=(
@@ -192,27 +225,30 @@ STEPS: tuple[Step, ...] = (
             "min_train_masks",
         ),  # fmt: skip
         reads=("trainset",),
-        targets=("validation_summary.txt",),
-        registers={"checked": "validation.tsv"},
+        files={"table": "validation.tsv", "summary": "validation_summary.txt"},
+        targets=("summary",),
+        registers={"checked": "table"},
     ),
     Step(
-        "heldout",
+        HELDOUT,
         (Rule("heldout_set", "heldout_set.py", "preprocess"),),
         folder="heldout/{heldout}",
         reads=("heldout_image",),
-        targets=("",),
+        files={"folder": ""},
+        targets=("folder",),
     ),
     Step(
-        "pretrained",
+        PRETRAINED,
         # A local rule (workflow/rules/train.smk): GPU nodes of a cluster often have no internet.
         (Rule("download_pretrained", "download_pretrained.py", "omnipose"),),
         folder="pretrained/{pretrained}",
         settings=("pretrained_model", "nchan", "nclasses", "dim"),
         enabled=builtin_start,
-        registers={"pretrained": "pretrained.json"},
+        files={"weights": "weights", "record": "pretrained.json"},
+        registers={"pretrained": "record"},
     ),
     Step(
-        "model",
+        MODEL,
         (Rule("train", "train.py", "omnipose", benchmark=True),),
         folder="models/{model}",
         # monitor.select is not here: which file is used is decided downstream (same training)
@@ -220,11 +256,12 @@ STEPS: tuple[Step, ...] = (
         # train reads the check's table: a new check is a new model version
         reads=("trainset", "check", "monitor_set", "pretrained"),
         data="pretrained",
-        targets=("model_card.json", "loss_curve.png"),
-        registers={"card": "model_card.json"},
+        files={"card": "model_card.json", "losses": "losses.tsv", "curve": "loss_curve.png"},
+        targets=("card", "curve"),
+        registers={"card": "card"},
     ),
     Step(
-        "size_model",
+        SIZE_MODEL,
         (Rule("fit_size_model", "fit_size_model.py", "omnipose", benchmark=True),),
         folder="size_models/{size_model}",
         settings=(
@@ -238,11 +275,12 @@ STEPS: tuple[Step, ...] = (
         ),  # fmt: skip
         reads=("model", "trainset", "heldout"),
         enabled=train_size,
-        targets=("size_heldout.tsv",),
-        registers={"size_heldout": "size_heldout.tsv"},
+        files={"heldout": "size_heldout.tsv"},
+        targets=("heldout",),
+        registers={"size_heldout": "heldout"},
     ),
     Step(
-        "prediction",
+        PREDICTION,
         (Rule("predict_heldout", "predict_heldout.py", "omnipose", benchmark=True),),
         folder="predictions/{prediction}",
         settings=(
@@ -257,18 +295,27 @@ STEPS: tuple[Step, ...] = (
         ),  # fmt: skip
         reads=("model", "heldout", "size_model"),
         read_if={"size_model": use_size_model},
+        files={"folder": ""},
     ),
     Step(
-        "evaluation",
+        EVALUATION,
         (Rule("evaluate", "evaluate.py", "omnipose", benchmark=True),),
         folder="evaluations/{evaluation}",
         settings=("evaluation.overlay_images",),
         reads=("heldout", "prediction"),
-        targets=("summary.tsv", "ap_curve.png", "overlays.png"),
-        registers={"scores": "scores.json", "per_image": "per_image.tsv"},
+        files={
+            "per_threshold": "per_image_per_threshold.tsv",
+            "per_image": "per_image.tsv",
+            "summary": "summary.tsv",
+            "scores": "scores.json",
+            "ap_curve": "ap_curve.png",
+            "overlays": "overlays.png",
+        },
+        targets=("summary", "ap_curve", "overlays"),
+        registers={"scores": "scores", "per_image": "per_image"},
     ),
     Step(
-        "version",
+        VERSION,
         (
             Rule("register", "register.py", "preprocess"),
             Rule("registry", "registry.py", "preprocess"),
@@ -290,7 +337,14 @@ STEPS: tuple[Step, ...] = (
             "evaluation",
         ),  # fmt: skip
         data="run",  # experiment and fold: each run has its own record, even when all its steps are shared
-        targets=("record.json",),
+        files={
+            "record": "record.json",
+            "manifest": "manifest.json",
+            "changes_json": "changes.json",
+            "changes": "changes.md",
+            "report": "report.rst",  # the first page of `snakemake --report` for this version
+        },
+        targets=("record",),
         link=False,
     ),
 )
@@ -417,6 +471,16 @@ def version_links(folders: dict[str, str]) -> dict[str, str]:
     return {name: folder for name, folder in folders.items() if STEP[name].link}
 
 
+def step_files(results: str, folders: dict[str, str] | None = None) -> dict[str, dict[str, str]]:
+    """{step: {key: path}} of the steps' declared files: below ``folders`` (a run's, {step: folder}), or with
+    the versions as Snakemake wildcards (the rules' paths) when none are given."""
+    folders = folders or {s.name: f"{results}/{s.folder}" for s in STEPS if not s.per_image}
+    return {
+        name: {key: in_folder(folder, file) for key, file in STEP[name].files.items()}
+        for name, folder in folders.items()
+    }
+
+
 def in_folder(folder: str, name: str) -> str:
     """A file of a step's folder ("" names the folder itself)."""
     return f"{folder}/{name}" if name else folder
@@ -424,9 +488,9 @@ def in_folder(folder: str, name: str) -> str:
 
 def registered(config: dict) -> dict[str, tuple[str, str]]:
     """register's inputs: {name: (step, file of its folder)} of every enabled step."""
-    return {k: (s.name, v) for s in enabled_steps(config) for k, v in s.registers.items()}
+    return {k: (s.name, s.file(v)) for s in enabled_steps(config) for k, v in s.registers.items()}
 
 
 def default_targets(config: dict) -> list[tuple[str, str]]:
     """(step, file of its folder) of what ``snakemake`` builds by default."""
-    return [(s.name, t) for s in enabled_steps(config) for t in s.targets]
+    return [(s.name, s.file(t)) for s in enabled_steps(config) for t in s.targets]

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 import os
 import random
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -287,73 +285,6 @@ def omnipose_disagreements(folder: str | Path) -> list[str]:
         if lab.shape != ours_img.shape[-lab.ndim :]:
             out.append(f"{name}: Omnipose loads labels of shape {lab.shape} for an image of {img.shape}")
     return out
-
-
-class EpochRecorder(logging.Handler):
-    """Reads Omnipose's per-epoch log line and records epoch, loss, learning rate, seconds and ETA."""
-
-    PATTERN = re.compile(r"Train epoch: (\d+) \|.*<Epoch Loss>: ([-+0-9.eE]+|nan)")
-
-    #: Validation columns, filled at monitored epochs (omnitrain/monitor.py) and empty otherwise.
-    MONITORED = ("val_loss", "val_ap50", "val_mean_ap")
-
-    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger, on_epoch=None):
-        """``on_epoch(epoch, loss)`` runs after each epoch's row is known and returns the epoch's validation
-        scores ({"val_loss", "ap50", "mean_ap"}) or None; an error in it is kept in ``failure`` (logging
-        would swallow it) and stops nothing by itself."""
-        super().__init__(logging.INFO)
-        self.model, self.n_epochs, self.log, self.on_epoch = model, n_epochs, log, on_epoch
-        self.rows: list[dict] = []
-        self.failure: BaseException | None = None
-        self.tsv = open(tsv, "w")  # noqa: SIM115 (closed by close())
-        columns = ["epoch", "loss", "learning_rate", "seconds", "elapsed", "eta_seconds"]
-        self.tsv.write("\t".join(columns + (list(self.MONITORED) if on_epoch else [])) + "\n")
-        self.start = self.last = time.perf_counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        match = self.PATTERN.search(record.getMessage())
-        if not match:
-            return
-        now = time.perf_counter()
-        epoch, loss = int(match.group(1)), float(match.group(2))
-        lr = self.model.learning_rate
-        rate = (
-            float(lr[epoch]) if isinstance(lr, list | np.ndarray) else float(self.model.learning_rate_const)
-        )
-        seconds, elapsed = now - self.last, now - self.start
-        self.last = now
-        eta = elapsed / (epoch + 1) * (self.n_epochs - epoch - 1)
-        row = {
-            "epoch": epoch,
-            "loss": loss,
-            "learning_rate": rate,
-            "seconds": seconds,
-            "elapsed": elapsed,
-            "eta": eta,
-        }
-        self.rows.append(row)
-        line = f"{epoch}\t{loss:.6f}\t{rate:.6g}\t{seconds:.3f}\t{elapsed:.1f}\t{eta:.0f}"
-        self.log.info(
-            f"epoch {epoch + 1}/{self.n_epochs}  loss {loss:.5f}  lr {rate:.4g}  {seconds:.2f} s"
-            f"  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
-        )
-        if self.on_epoch is not None:
-            scores = None
-            if self.failure is None:
-                try:
-                    scores = self.on_epoch(epoch, loss)
-                except Exception as exc:  # noqa: BLE001 (re-raised by the train script after Omnipose's loop)
-                    self.failure = exc
-            keys = ("val_loss", "ap50", "mean_ap")
-            row.update({k: scores[k] for k in keys} if scores else {})
-            line += "".join(f"\t{scores[k]:.6f}" if scores else "\t" for k in keys)
-        self.tsv.write(line + "\n")
-        self.tsv.flush()
-
-    def close(self) -> None:
-        if not self.tsv.closed:
-            self.tsv.close()
-        super().close()
 
 
 def model_kwargs(config: dict, gpu: bool, pretrained: str | None) -> dict:

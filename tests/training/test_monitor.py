@@ -12,6 +12,7 @@ from test_resume import same_weights, stop_or_crash, training_data
 from test_training import config
 
 from omnitrain.demo import make_image
+from omnitrain.epochs import EpochRecorder
 from omnitrain.metrics import score_image
 from omnitrain.monitor import (
     Monitor,
@@ -24,7 +25,7 @@ from omnitrain.monitor import (
     validation_loss,
 )
 from omnitrain.resume import EarlyStopped, Interrupted, ResumableTraining
-from omnitrain.training import EpochRecorder, model_kwargs, seed_everything, train_kwargs
+from omnitrain.training import model_kwargs, seed_everything, train_kwargs
 
 models = pytest.importorskip("cellpose_omni.models")
 omnipose = pytest.importorskip("omnipose")
@@ -122,19 +123,15 @@ def monitored_training(
     )  # fmt: skip
     folder.mkdir(exist_ok=True)
     recorder = EpochRecorder(model, n_epochs, tmp_path / f"{name}.tsv", log, on_epoch=monitor.on_epoch)
-    hooks.attach_monitor(monitor, failure=lambda: recorder.failure)
+    hooks.attach_monitor(monitor)
     stop_or_crash(model, hooks, stop_in_epoch, crash_in_epoch)
-    core = logging.getLogger("cellpose_omni.core")
-    core.addHandler(recorder)
     images, labels = training_data()
     try:
         path = model.train(images, labels, [None, None], **train_kwargs(cfg, str(folder), "net"))
     except (Interrupted, EarlyStopped, KeyboardInterrupt):
         return None, monitor, folder
     finally:
-        core.removeHandler(recorder)
         recorder.close()
-    assert recorder.failure is None
     return torch.load(path, map_location="cpu", weights_only=True), monitor, folder
 
 

@@ -10,8 +10,9 @@ import torch
 from test_training import config
 
 from omnitrain.demo import make_image
+from omnitrain.epochs import EpochRecorder
 from omnitrain.resume import Interrupted, ResumableTraining
-from omnitrain.training import EpochRecorder, model_kwargs, seed_everything, train_kwargs
+from omnitrain.training import model_kwargs, seed_everything, train_kwargs
 
 models = pytest.importorskip("cellpose_omni.models")
 N_EPOCHS = 4
@@ -63,15 +64,12 @@ def train(
     hooks = ResumableTraining(model, checkpoint, identity, log) if checkpoint else None
     stop_or_crash(model, hooks, stop_in_epoch, crash_in_epoch)
     recorder = EpochRecorder(model, n_epochs, tmp_path / f"{name}.tsv", log)
-    core = logging.getLogger("cellpose_omni.core")
-    core.addHandler(recorder)
     images, labels = training_data()
     try:
         path = model.train(images, labels, [None, None], **train_kwargs(cfg, str(tmp_path / name), "net"))
     except (Interrupted, KeyboardInterrupt):
         return None, [r["loss"] for r in recorder.rows]
     finally:
-        core.removeHandler(recorder)
         recorder.close()
     return torch.load(path, map_location="cpu", weights_only=True), [r["loss"] for r in recorder.rows]
 

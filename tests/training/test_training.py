@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from omnitrain.demo import make_image
+from omnitrain.epochs import EpochRecorder
 from omnitrain.training import (
-    EpochRecorder,
     TrainingError,
     architecture,
     check_pretrained,
@@ -133,12 +133,9 @@ def train_once(tmp_path, name):
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
     log = logging.getLogger(f"test.{name}")
     recorder = EpochRecorder(model, cfg["n_epochs"], tmp_path / f"{name}.tsv", log)
-    core = logging.getLogger("cellpose_omni.core")
-    core.addHandler(recorder)
     try:
         path = model.train(images, labels, [None, None], **train_kwargs(cfg, str(tmp_path / name), "net"))
     finally:
-        core.removeHandler(recorder)
         recorder.close()
     return torch.load(path, map_location="cpu", weights_only=True), recorder.rows
 

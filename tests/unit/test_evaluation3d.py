@@ -16,6 +16,7 @@ from omnitrain.evaluation import (
     overlay,
     volume_planes,
 )
+from omnitrain.labels import relabel
 
 DEPTH, SIDE = 24, 48
 
@@ -110,34 +111,31 @@ def test_volume_image_that_does_not_fit_its_labels_is_refused():
         overlay(np.zeros((DEPTH, SIDE, SIDE + 1)), true, pred)
 
 
-def overlay_before_volumes(image, true, pred, threshold=0.5):
-    """The 2D overlay as it was before volumes were supported (kept to show 2D pictures did not change)."""
-    img = image.astype(np.float64)
-    if img.ndim == 3:
-        img = img[0] if img.shape[0] <= 4 else img.mean(axis=-1)
-    lo, hi = np.percentile(img, [1, 99])
-    grey = np.clip((img - lo) / (hi - lo if hi > lo else 1.0), 0, 1) * 0.8
-    rgb = np.repeat(grey[..., None], 3, axis=2)
-    if true.shape != pred.shape:
-        return rgb
-    good_t, good_p = matched_pairs(true, pred, threshold)
-    missed = find_boundaries(np.where(np.isin(true, list(good_t)), 0, true), mode="inner")
-    pred_edges = find_boundaries(pred, mode="inner")
-    matched = pred_edges & np.isin(pred, list(good_p))
-    rgb[missed] = FN_COLOUR
-    rgb[pred_edges & ~matched] = FP_COLOUR
-    rgb[matched] = TP_COLOUR
-    return rgb
-
-
 @pytest.mark.parametrize("name", ["colony_dense_01", "sparse_01"])
-def test_2d_overlay_is_unchanged(name):
+def test_2d_overlay_colours_each_outline_by_omniposes_own_matching(name):
+    """Independent of the overlay's code: which objects match comes from cellpose_omni.metrics.mask_ious
+    (Omnipose's one-to-one matching), the outlines from skimage; grey, two-channel and RGB images agree."""
+    cm = pytest.importorskip("cellpose_omni.metrics")
     img, lab = make_image(name)
-    pred = np.roll(lab, 2, axis=1)
+    true = relabel(lab)[0]
+    pred = np.roll(true, 2, axis=1)
     pred[pred == pred.max()] = 0  # one object missed
     pred[40:50, 40:50][pred[40:50, 40:50] == 0] = pred.max() + 1  # one false positive
+    iou, preds = cm.mask_ious(true, pred)
+    good_true = set((np.flatnonzero(iou >= 0.5) + 1).tolist())
+    good_pred = {int(preds[t - 1]) for t in good_true}
+    assert good_true and len(good_pred) < pred.max() and len(good_true) < true.max()
+    pred_edges = find_boundaries(pred, mode="inner")
+    missed = find_boundaries(np.where(np.isin(true, list(good_true)), 0, true), mode="inner") & ~pred_edges
     for image in (img, np.stack([img, img[::-1]]), np.stack([img] * 3, axis=-1)):  # grey, 2 channels, RGB
-        got = overlay(image, lab, pred)
-        assert got.shape == (*lab.shape, 3)
-        assert got.tobytes() == overlay_before_volumes(image, lab, pred).tobytes()
-    assert overlay(img, lab, pred[:-1]).tobytes() == overlay_before_volumes(img, lab, pred[:-1]).tobytes()
+        rgb = overlay(image, true, pred)
+        assert rgb.shape == (*true.shape, 3)
+        for k in range(1, int(pred.max()) + 1):
+            colour = TP_COLOUR if k in good_pred else FP_COLOUR
+            assert coloured(rgb, colour)[pred_edges & (pred == k)].all(), (k, colour)
+        assert coloured(rgb, FN_COLOUR)[missed].all() and missed.any()
+        plain = ~(pred_edges | find_boundaries(true, mode="inner"))
+        assert (rgb[plain][:, 0] == rgb[plain][:, 1]).all() and (rgb[plain][:, 1] == rgb[plain][:, 2]).all()
+    assert not any(
+        coloured(overlay(img, true, pred[:-1]), c).any() for c in (TP_COLOUR, FP_COLOUR, FN_COLOUR)
+    )

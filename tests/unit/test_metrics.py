@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from omnitrain import metrics
 from omnitrain.demo import make_image
 from omnitrain.evaluation import bootstrap_intervals, matched_pairs, overlay, score, summary_line
+from omnitrain.labels import relabel
 
 cm = pytest.importorskip("cellpose_omni.metrics")
 TH = list(metrics.THRESHOLDS)
@@ -34,11 +35,11 @@ def perturb(lab: np.ndarray, seed: int) -> np.ndarray:
     blob = np.zeros_like(pred)
     y, x = (int(v) for v in rng.integers(0, min(lab.shape) - 10, 2))
     blob[y : y + 8, x : x + 8] = pred.max() + 5
-    return metrics.sequential(np.where(pred == 0, blob, pred))
+    return relabel(np.where(pred == 0, blob, pred))[0]
 
 
 def assert_same_as_omnipose(true, pred):
-    true, pred = metrics.sequential(true), metrics.sequential(pred)
+    true, pred = relabel(true)[0], relabel(pred)[0]
     ap, tp, fp, fn = cm.average_precision(true, pred, threshold=TH)
     rows = metrics.match(true, pred)
     assert [r["tp"] for r in rows] == tp.astype(int).tolist()
@@ -151,7 +152,7 @@ def test_overlaps_are_the_same_for_every_label_dtype_and_odd_sizes(shape):
         assert got == expected, dtype
     ov = metrics.overlaps(true.astype(np.uint16), pred.astype(np.uint16))
     dense = np.zeros((ov.n_true + 1, ov.n_pred + 1), np.int64)
-    t, p = metrics.sequential(true), metrics.sequential(pred)
+    t, p = relabel(true)[0], relabel(pred)[0]
     np.add.at(dense, (t.ravel(), p.ravel()), 1)  # the plain definition: one count per pixel
     assert np.array_equal(dense[ov.t, ov.p], ov.overlap)
     assert np.array_equal(dense.sum(axis=1), ov.area_true) and np.array_equal(dense.sum(axis=0), ov.area_pred)
@@ -204,13 +205,13 @@ def perturb_volume(lab: np.ndarray, seed: int) -> np.ndarray:
     pred[(pred == ids[3]) & below] = pred.max() + 1
     corner = pred[1:4, 2:8, 40:46]
     corner[corner == 0] = pred.max() + 7
-    return metrics.sequential(pred)
+    return relabel(pred)[0]
 
 
 @pytest.mark.parametrize("seed", range(8))
 def test_random_volumes_match_omnipose(seed):
     true = volume(seed)
-    pred = perturb_volume(metrics.sequential(true), seed)
+    pred = perturb_volume(relabel(true)[0], seed)
     assert_same_as_omnipose(true, pred)
     rows = metrics.match(true, pred)
     assert rows[0]["tp"] > rows[-1]["tp"], "the volumes should test more than one outcome"

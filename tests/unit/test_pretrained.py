@@ -34,6 +34,7 @@ from omnitrain.pretrained import (
     settings_problems,
     suggestion,
     unknown_model_message,
+    verifying_context,
 )
 from omnitrain.training import (
     TrainingError,
@@ -240,6 +241,20 @@ def test_https_downloads_check_the_certificate(server, certificate, tmp_path, mo
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_system_without_certificate_authorities_verifies_with_certifis(monkeypatch, tmp_path):
+    import certifi
+
+    monkeypatch.setattr(ssl, "create_default_context", lambda: ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    none = ssl.DefaultVerifyPaths(None, str(tmp_path / "empty"), "SSL_CERT_FILE", "", "SSL_CERT_DIR", "")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: none)
+    context = verifying_context()
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 50, f"certifi's bundle ({certifi.where()}) is not loaded"
+    system = ssl.DefaultVerifyPaths(certifi.where(), None, "SSL_CERT_FILE", "", "SSL_CERT_DIR", "")
+    monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: system)
+    assert verifying_context().cert_store_stats()["x509_ca"] == 0, "the system's own authorities come first"
 
 
 def test_a_full_disk_is_not_reported_as_being_offline(tmp_path):

@@ -204,7 +204,32 @@ def test_every_rule_is_in_the_table_and_gets_exactly_its_steps_settings():
         assert f'"../../envs/{rule.env}.yaml"' in body, f"rule {name}: env is not envs/{rule.env}.yaml"
         if step.per_image:
             continue  # prepare_images gets each image's settings in params.images
-        wants = f'settings=settings_of_run("{step.name}")'
+        wants = f"settings=settings_of_run({step.name.upper()})"
         script = (ROOT / "workflow" / "scripts" / rule.script).read_text()
         if "params.settings" in script or "settings=" in body:
             assert wants in body, f"rule {name} must pass {wants}"
+
+
+def test_each_file_of_a_step_is_named_once_in_its_step_and_by_key_elsewhere():
+    for step in STEPS:
+        assert len(set(step.files.values())) == len(step.files), step.name
+        assert set(step.targets) <= set(step.files), step.name
+        assert set(step.registers.values()) <= set(step.files), step.name
+    with pytest.raises(KeyError, match="step model has no file 'cards' .*card, losses, curve"):
+        STEP["model"].file("cards")
+    names = {f for s in STEPS for f in s.files.values() if "." in f}
+    for rules in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        text = rules.read_text()
+        written = sorted(f for f in names if f"/{f}" in text or f'"{f}"' in text)
+        assert not written, f"{rules.name} names {written}: use FILE[step][key] (omnitrain/steps.py)"
+    paths = steps.step_files("results", {"model": "results/models/abc"})
+    assert paths == {"model": {k: f"results/models/abc/{v}" for k, v in STEP["model"].files.items()}}
+
+
+def test_every_rule_script_is_thin():
+    """A script reads its job and calls the library: its main() is at most 40 lines (docs/development.md)."""
+    for script in sorted((ROOT / "workflow" / "scripts").glob("*.py")):
+        tree = ast.parse(script.read_text())
+        mains = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+        for main in mains:
+            assert main.end_lineno - main.lineno + 1 <= 40, f"{script.name}: main() is longer than 40 lines"

@@ -2,6 +2,7 @@
 # paths, input functions and params. The rules' paths hold the versions as wildcards ({model}, {trainset}, ...):
 # a job finds its run (experiment and fold) by its version, so runs whose versions are equal share one job.
 import sys
+from pathlib import Path
 
 from snakemake.logging import logger
 
@@ -13,7 +14,9 @@ from omnitrain.layout import batch_table
 from omnitrain.plan import Plan, PlanError
 from omnitrain.segment_plan import SegmentPlanner
 from omnitrain.segmentation import SegmentError
-from omnitrain.steps import STEPS, results_of, rule_benchmarks, rule_log_patterns
+from omnitrain.steps import STEPS, results_of, rule_benchmarks, rule_log_patterns, step_files
+from omnitrain.steps import VALIDATION, SPLIT, MONITOR_SET, TRAINSET, CHECK, HELDOUT, PRETRAINED  # step names
+from omnitrain.steps import MODEL, SIZE_MODEL, PREDICTION, EVALUATION, VERSION
 
 
 def refuse(message):
@@ -33,8 +36,9 @@ for _note in PLAN.notes:
 RESULTS = PLAN.results
 LOGS = f"{RESULTS}/logs"
 RUNS, PRIMARY = PLAN.runs, PLAN.primary
-# Folders, logs and benchmark files with the versions as wildcards.
-FOLDER = {s.name: f"{RESULTS}/{s.folder}" for s in STEPS if not s.per_image}
+# Files, logs and benchmark files with the versions as wildcards: {step: {key: path}} of each step's files,
+# named once in omnitrain/steps.py.
+FILE = step_files(RESULTS)
 LOG = rule_log_patterns(RESULTS)
 BENCHMARK = rule_benchmarks(RESULTS, {s.name: f"{{{s.name}}}" for s in STEPS})
 
@@ -85,7 +89,7 @@ def batch_files(wildcards):
 
 
 def train_inputs(wildcards):
-    files = run_of("model", wildcards).train_inputs()
+    files = run_of(MODEL, wildcards).train_inputs()
     return {**files, "pretrained": [ancient(p) for p in files["pretrained"]]}
 
 
@@ -117,8 +121,10 @@ def segment_targets(wildcards):
     return SEGMENT.targets(plan)
 
 
-# What the report's intro page (workflow/report/workflow.rst) shows (its scores once evaluated).
-config["_report"] = PLAN.report_intro()
+# The report's first page: the primary run's version's own (written by register), else a page that says to
+# run the workflow first (workflow/report/workflow.rst). Only whether the file exists is looked at here.
+_intro = Path(PRIMARY.file[VERSION]["report"])
+REPORT_INTRO = str(_intro.resolve()) if _intro.is_file() else "workflow/report/workflow.rst"
 
 
 onstart:

@@ -3,46 +3,46 @@
 
 rule predict_heldout:
     input:
-        unpack(by_run("prediction", lambda run: run.prediction_inputs())),
+        unpack(by_run(PREDICTION, lambda run: run.prediction_inputs())),
     output:
-        predictions=directory(FOLDER["prediction"]),
+        predictions=directory(FILE[PREDICTION]["folder"]),
     log:
         LOG["predict_heldout"],
     benchmark:
         BENCHMARK["predict_heldout"]
     conda:
         "../../envs/omnipose.yaml"
-    threads: train_resource("prediction", "train_threads")
+    threads: train_resource(PREDICTION, "train_threads")
     resources:
-        gpu=gpus_of("prediction"),
-        mem_mb=train_resource("prediction", "train_mem_mb"),
+        gpu=gpus_of(PREDICTION),
+        mem_mb=train_resource(PREDICTION, "train_mem_mb"),
     params:
-        settings=settings_of_run("prediction"),
-        files=by_run("prediction", lambda run: run.prediction_files()),
+        settings=settings_of_run(PREDICTION),
+        files=by_run(PREDICTION, lambda run: run.prediction_files()),
     script:
         "../scripts/predict_heldout.py"
 
 
 rule evaluate:
     input:
-        heldout=by_run("evaluation", lambda run: run.folder["heldout"]),
-        predictions=by_run("evaluation", lambda run: run.folder["prediction"]),
+        heldout=by_run(EVALUATION, lambda run: run.file[HELDOUT]["folder"]),
+        predictions=by_run(EVALUATION, lambda run: run.file[PREDICTION]["folder"]),
     output:
-        per_threshold=f"{FOLDER['evaluation']}/per_image_per_threshold.tsv",
-        per_image=f"{FOLDER['evaluation']}/per_image.tsv",
+        per_threshold=FILE[EVALUATION]["per_threshold"],
+        per_image=FILE[EVALUATION]["per_image"],
         summary=report(
-            f"{FOLDER['evaluation']}/summary.tsv",
+            FILE[EVALUATION]["summary"],
             caption="../report/summary.rst",
             category="Evaluation",
         ),
-        scores=f"{FOLDER['evaluation']}/scores.json",
+        scores=FILE[EVALUATION]["scores"],
         ap_curve=report(
-            f"{FOLDER['evaluation']}/ap_curve.png",
+            FILE[EVALUATION]["ap_curve"],
             caption="../report/ap_curve.rst",
             category="Evaluation",
         ),
         overlays=report(
-            f"{FOLDER['evaluation']}/overlays.png",
+            FILE[EVALUATION]["overlays"],
             caption="../report/overlays.rst",
             category="Evaluation",
         ),
@@ -53,6 +53,6 @@ rule evaluate:
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=settings_of_run("evaluation"),
+        settings=settings_of_run(EVALUATION),
     script:
         "../scripts/evaluate.py"

@@ -14,9 +14,9 @@ if PLAN.any_monitored:
 
     rule monitor_set:
         input:
-            batches=by_run("monitor_set", lambda run: run.batch_tables(run.validation)),
+            batches=by_run(MONITOR_SET, lambda run: run.batch_tables(run.validation)),
         output:
-            heldout=directory(FOLDER["monitor_set"]),
+            heldout=directory(FILE[MONITOR_SET]["folder"]),
         log:
             LOG["monitor_set"],
         conda:
@@ -27,16 +27,16 @@ if PLAN.any_monitored:
 
 rule split:
     input:
-        validated=by_run("split", lambda run: f"{run.folder['validation']}/inputs.tsv"),
+        validated=by_run(SPLIT, lambda run: run.file[VALIDATION]["table"]),
     output:
-        table=f"{FOLDER['split']}/split.tsv",
+        table=FILE[SPLIT]["table"],
     log:
         LOG["split"],
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=settings_of_run("split"),
-        sources=by_run("split", lambda run: run.data["sources"]),
+        settings=settings_of_run(SPLIT),
+        sources=by_run(SPLIT, lambda run: run.data["sources"]),
     script:
         "../scripts/split.py"
 
@@ -59,11 +59,11 @@ rule prepare_images:
 
 rule pack:
     input:
-        batches=by_run("trainset", lambda run: run.batch_tables(run.train)),
+        batches=by_run(TRAINSET, lambda run: run.batch_tables(run.train)),
     output:
-        trainset=directory(f"{FOLDER['trainset']}/trainset"),
-        provenance=f"{FOLDER['trainset']}/provenance.tsv",
-        stats=f"{FOLDER['trainset']}/packing_stats.json",
+        trainset=directory(FILE[TRAINSET]["trainset"]),
+        provenance=FILE[TRAINSET]["provenance"],
+        stats=FILE[TRAINSET]["stats"],
     log:
         LOG["pack"],
     benchmark:
@@ -71,18 +71,18 @@ rule pack:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=settings_of_run("trainset"),
+        settings=settings_of_run(TRAINSET),
     script:
         "../scripts/pack.py"
 
 
 rule preview:
     input:
-        trainset=f"{FOLDER['trainset']}/trainset",
-        provenance=f"{FOLDER['trainset']}/provenance.tsv",
+        trainset=FILE[TRAINSET]["trainset"],
+        provenance=FILE[TRAINSET]["provenance"],
     output:
         preview=report(
-            f"{FOLDER['trainset']}/preview.png",
+            FILE[TRAINSET]["preview"],
             caption="../report/preview.rst",
             category="Training set",
         ),
@@ -96,12 +96,12 @@ rule preview:
 
 rule validate_training_set:
     input:
-        trainset=f"{FOLDER['trainset']}/trainset",
-        provenance=f"{FOLDER['trainset']}/provenance.tsv",
+        trainset=FILE[TRAINSET]["trainset"],
+        provenance=FILE[TRAINSET]["provenance"],
     output:
-        table=f"{FOLDER['check']}/validation.tsv",
+        table=FILE[CHECK]["table"],
         summary=report(
-            f"{FOLDER['check']}/validation_summary.txt",
+            FILE[CHECK]["summary"],
             caption="../report/validate_training_set.rst",
             category="Validation",
         ),
@@ -110,17 +110,17 @@ rule validate_training_set:
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=settings_of_run("check"),
-        sources=by_run("check", lambda run: run.train_image_files),
+        settings=settings_of_run(CHECK),
+        sources=by_run(CHECK, lambda run: run.train_image_files),
     script:
         "../scripts/validate_training_set.py"
 
 
 rule heldout_set:
     input:
-        batches=by_run("heldout", lambda run: run.batch_tables(run.test)),
+        batches=by_run(HELDOUT, lambda run: run.batch_tables(run.test)),
     output:
-        heldout=directory(FOLDER["heldout"]),
+        heldout=directory(FILE[HELDOUT]["folder"]),
     log:
         LOG["heldout_set"],
     conda:

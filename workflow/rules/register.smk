@@ -9,13 +9,14 @@ localrules:
 
 rule register:
     input:
-        unpack(by_run("version", lambda run: run.register_inputs())),
+        unpack(by_run(VERSION, lambda run: run.register_inputs())),
     output:
-        record=f"{FOLDER['version']}/record.json",
-        manifest=f"{FOLDER['version']}/manifest.json",
-        changes_json=f"{FOLDER['version']}/changes.json",
+        record=FILE[VERSION]["record"],
+        manifest=FILE[VERSION]["manifest"],
+        changes_json=FILE[VERSION]["changes_json"],
+        report=FILE[VERSION]["report"],
         changes=report(
-            f"{FOLDER['version']}/changes.md",
+            FILE[VERSION]["changes"],
             caption="../report/changes.rst",
             category="Versions",
         ),
@@ -24,32 +25,32 @@ rule register:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=settings_of_run("version"),
-        version=by_run("version", lambda run: run.version["version"]),
-        run=by_run("version", lambda run: run.data["run"]),
-        versions=by_run("version", lambda run: {k: v for k, v in run.version.items() if k != "version"}),
-        sources=by_run("version", lambda run: run.register_sources(PLAN.inputs.test is not None)),
-        results=lambda w, output: results_of(output.record, "version"),
-        folders=by_run("version", lambda run: {k: v for k, v in run.folder.items() if k != "version"}),
-        links=by_run("version", lambda run: run.registered_links()),
-        benchmarks=by_run("version", lambda run: dict(run.benchmarks)),
-        model_files=by_run("version", lambda run: run.model_files()),
+        settings=settings_of_run(VERSION),
+        version=by_run(VERSION, lambda run: run.version[VERSION]),
+        run=by_run(VERSION, lambda run: run.data["run"]),
+        versions=by_run(VERSION, lambda run: {k: v for k, v in run.version.items() if k != VERSION}),
+        sources=by_run(VERSION, lambda run: run.register_sources(PLAN.inputs.test is not None)),
+        results=lambda w, output: results_of(output.record, VERSION),
+        folders=by_run(VERSION, lambda run: {k: v for k, v in run.folder.items() if k != VERSION}),
+        links=by_run(VERSION, lambda run: run.registered_links()),
+        benchmarks=by_run(VERSION, lambda run: dict(run.benchmarks)),
+        model_files=by_run(VERSION, lambda run: run.model_files()),
     script:
         "../scripts/register.py"
 
 
 rule registry:
     input:
-        records=[f"{run.folder['version']}/record.json" for run in RUNS.values()],
+        records=[run.file[VERSION]["record"] for run in RUNS.values()],
     output:
         table=f"{RESULTS}/registry.tsv",
         latest=f"{RESULTS}/latest.txt",
     log:
-        f"{LOGS}/registry/{PRIMARY.version['version']}.log",
+        f"{LOGS}/registry/{PRIMARY.version[VERSION]}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:
-        version=PRIMARY.version["version"],
+        version=PRIMARY.version[VERSION],
         results=lambda w, output: str(Path(output.table).parent),
     script:
         "../scripts/registry.py"
@@ -57,7 +58,7 @@ rule registry:
 
 rule leaderboard:
     input:
-        records=[f"{run.folder['version']}/record.json" for run in RUNS.values()],
+        records=[run.file[VERSION]["record"] for run in RUNS.values()],
     output:
         table=f"{RESULTS}/leaderboard.tsv",
         runs=f"{RESULTS}/leaderboard_runs.tsv",
@@ -67,7 +68,7 @@ rule leaderboard:
             category="Experiments",
         ),
     log:
-        f"{LOGS}/leaderboard/{PRIMARY.version['version']}.log",
+        f"{LOGS}/leaderboard/{PRIMARY.version[VERSION]}.log",
     conda:
         "../../envs/preprocess.yaml"
     params:

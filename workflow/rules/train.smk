@@ -10,14 +10,14 @@ localrules:
 rule download_pretrained:
     output:
         # weights: the run's copy of Omnipose's file; the record names it, its URL and sha256
-        weights=f"{FOLDER['pretrained']}/weights",
-        record=f"{FOLDER['pretrained']}/pretrained.json",
+        weights=FILE[PRETRAINED]["weights"],
+        record=FILE[PRETRAINED]["record"],
     log:
         LOG["download_pretrained"],
     conda:
         "../../envs/omnipose.yaml"
     params:
-        settings=settings_of_run("pretrained"),
+        settings=settings_of_run(PRETRAINED),
     script:
         "../scripts/download_pretrained.py"
 
@@ -28,10 +28,10 @@ rule train:
     output:
         # The model file (<models>/<Omnipose's name>, and <name>_best when monitored) is written before the
         # card: the card stands for it (its name depends on nchan, nclasses and dim; see omnitrain/plan.py).
-        card=f"{FOLDER['model']}/model_card.json",
-        losses=f"{FOLDER['model']}/losses.tsv",
+        card=FILE[MODEL]["card"],
+        losses=FILE[MODEL]["losses"],
         curve=report(
-            f"{FOLDER['model']}/loss_curve.png",
+            FILE[MODEL]["curve"],
             caption="../report/loss_curve.rst",
             category="Training",
         ),
@@ -41,18 +41,18 @@ rule train:
         BENCHMARK["train"]
     conda:
         "../../envs/omnipose.yaml"
-    threads: train_resource("model", "train_threads")
+    threads: train_resource(MODEL, "train_threads")
     resources:
-        gpu=gpus_of("model"),
-        mem_mb=train_resource("model", "train_mem_mb"),
-        runtime=train_resource("model", "train_runtime"),
+        gpu=gpus_of(MODEL),
+        mem_mb=train_resource(MODEL, "train_mem_mb"),
+        runtime=train_resource(MODEL, "train_runtime"),
     params:
-        settings=settings_of_run("model"),
-        version=by_run("model", lambda run: run.version["model"]),
-        sources=by_run("model", lambda run: run.train_image_files),
-        monitor_off=by_run("model", lambda run: run.monitor_off),
-        model=by_run("model", lambda run: run.model),
-        best=by_run("model", lambda run: run.best_model if run.monitored else None),
+        settings=settings_of_run(MODEL),
+        version=by_run(MODEL, lambda run: run.version[MODEL]),
+        sources=by_run(MODEL, lambda run: run.train_image_files),
+        monitor_off=by_run(MODEL, lambda run: run.monitor_off),
+        model=by_run(MODEL, lambda run: run.model),
+        best=by_run(MODEL, lambda run: run.best_model if run.monitored else None),
     script:
         "../scripts/train.py"
 
@@ -61,25 +61,25 @@ if PLAN.any_size_model:
 
     rule fit_size_model:
         input:
-            card=by_run("size_model", lambda run: f"{run.folder['model']}/model_card.json"),
-            trainset=by_run("size_model", lambda run: f"{run.folder['trainset']}/trainset"),
-            heldout=by_run("size_model", lambda run: run.folder["heldout"]),
+            card=by_run(SIZE_MODEL, lambda run: run.file[MODEL]["card"]),
+            trainset=by_run(SIZE_MODEL, lambda run: run.file[TRAINSET]["trainset"]),
+            heldout=by_run(SIZE_MODEL, lambda run: run.file[HELDOUT]["folder"]),
         output:
             # <model>_size.npy, Omnipose's name, is written beside this table (see the train rule's model)
-            heldout=f"{FOLDER['size_model']}/size_heldout.tsv",
+            heldout=FILE[SIZE_MODEL]["heldout"],
         log:
             LOG["fit_size_model"],
         benchmark:
             BENCHMARK["fit_size_model"]
         conda:
             "../../envs/omnipose.yaml"
-        threads: train_resource("size_model", "train_threads")
+        threads: train_resource(SIZE_MODEL, "train_threads")
         resources:
-            gpu=gpus_of("size_model"),
-            mem_mb=train_resource("size_model", "train_mem_mb"),
+            gpu=gpus_of(SIZE_MODEL),
+            mem_mb=train_resource(SIZE_MODEL, "train_mem_mb"),
         params:
-            settings=settings_of_run("size_model"),
-            model=by_run("size_model", lambda run: run.selected_model),
-            size=by_run("size_model", lambda run: run.size_model),
+            settings=settings_of_run(SIZE_MODEL),
+            model=by_run(SIZE_MODEL, lambda run: run.selected_model),
+            size=by_run(SIZE_MODEL, lambda run: run.size_model),
         script:
             "../scripts/fit_size_model.py"

@@ -5,9 +5,9 @@ rule validate_inputs:
     input:
         files=[ancient(p) for p in PLAN.inputs.sha256],
     output:
-        table=f"{FOLDER['validation']}/inputs.tsv",
+        table=FILE[VALIDATION]["table"],
         summary=report(
-            f"{FOLDER['validation']}/inputs_summary.txt",
+            FILE[VALIDATION]["summary"],
             caption="../report/validate_inputs.rst",
             category="Validation",
         ),
@@ -17,6 +17,6 @@ rule validate_inputs:
     conda:
         "../../envs/preprocess.yaml"
     params:
-        settings=settings_of_run("validation"),
+        settings=settings_of_run(VALIDATION),
     script:
         "../scripts/validate_inputs.py"

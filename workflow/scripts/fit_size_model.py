@@ -10,8 +10,6 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parents[1]))  # noqa: F821 (the
 import pandas as pd
 
 from omnitrain import sizemodel
-from omnitrain.discovery import discover
-from omnitrain.imageio import read_array
 from omnitrain.omni import omnipose_models
 from omnitrain.pretrained import rescaling_diam_mean
 from omnitrain.runlog import get_logger, route_omnipose, run_step
@@ -47,23 +45,8 @@ def main(sm) -> None:
     sizemodel.save(sm.params.size, params)
     log.info(f"size model on {device}: {stats}; saved {sm.params.size}")
 
-    rows = []
-    for pair in discover(sm.input.heldout).pairs:
-        image, labels = read_array(pair.image), read_array(pair.label)
-        true = float(sizemodel.diameters([labels])[0])
-        predicted = sizemodel.predict(params, sizemodel.style_of(model, image, axis))
-        rows.append(
-            {
-                "image": pair.base,
-                "true_diameter": round(true, 3),
-                "predicted_diameter": round(predicted, 3),
-                "error": round(predicted - true, 3),
-                "relative_error": round((predicted - true) / true, 4) if true else None,
-            }
-        )
-    table = pd.DataFrame(
-        rows, columns=["image", "true_diameter", "predicted_diameter", "error", "relative_error"]
-    )
+    rows = sizemodel.heldout_errors(params, model, sm.input.heldout, axis)
+    table = pd.DataFrame(rows, columns=list(sizemodel.HELDOUT_COLUMNS))
     table.to_csv(sm.output.heldout, sep="\t", index=False)
     if rows:
         log.info(

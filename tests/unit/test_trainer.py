@@ -1,0 +1,57 @@
+"""The train step's library (omnitrain/trainer.py): what a user reads when Omnipose's loop stops."""
+
+from __future__ import annotations
+
+import pytest
+
+from omnitrain.trainer import omnipose_failure
+
+
+def raised_through(*files_and_functions):
+    """The exception raised by the last (file, function), each function called by the one before it."""
+    namespace = {}
+    source = (
+        "def {name}(inner):\n"
+        "    if inner:\n"
+        "        inner()\n"  # line 3: the call
+        "    raise ValueError('operands could not be broadcast together')\n"  # line 4: the raise
+    )
+    for filename, name in files_and_functions:
+        exec(compile(source.format(name=name), filename, "exec"), namespace)  # noqa: S102 (their file names)
+    call = None
+    for _, name in reversed(files_and_functions):
+        call = (lambda f, inner: lambda: f(inner))(namespace[name], call)
+    with pytest.raises(ValueError) as info:
+        call()
+    return info.value
+
+
+def test_an_error_in_omniposes_loop_is_one_message_with_version_epoch_and_omniposes_line():
+    exc = raised_through(
+        ("/env/site-packages/cellpose_omni/core.py", "_train_net"),
+        ("/env/site-packages/omnipose/core.py", "random_crop_warp"),
+    )
+    message = omnipose_failure(exc, "3120fe83adce", 0, 10)
+    first = message.splitlines()[0]
+    assert first.startswith("Training of model version 3120fe83adce stopped in epoch 1 of 10: ValueError:")
+    assert first.endswith("(raised at omnipose/core.py, line 4, in random_crop_warp)")
+    assert "/env/" not in message and "fix: " in message and "Traceback" not in message
+
+
+def test_an_error_of_the_pipelines_own_hook_names_it_and_the_omnipose_line_it_passed():
+    exc = raised_through(
+        ("/env/site-packages/cellpose_omni/core.py", "_train_net"),
+        ("/repo/omnitrain/monitor.py", "score"),
+    )
+    message = omnipose_failure(exc, "3120fe83adce", None, 10)
+    assert "stopped before its first epoch" in message
+    assert (
+        "raised at omnitrain/monitor.py, line 4, in score;"
+        " in Omnipose's cellpose_omni/core.py, line 3, in _train_net" in message
+    )
+
+
+@pytest.mark.parametrize("epoch", [0, 9])
+def test_the_epoch_is_counted_from_one(epoch):
+    exc = raised_through(("/env/omnipose/core.py", "f"))
+    assert f"in epoch {epoch + 1} of 10" in omnipose_failure(exc, "v", epoch, 10)
