@@ -17,8 +17,8 @@ training seconds and against crops seen.
 
 Modes:
   --smoke  tiny crops, few epochs, on the CPU (about 6-10 min on 2 cores): the mechanics, not quality;
-  --cpu    the CPU recipe (config/cpu.yaml's training settings), 3 folds x 2 arms, 450 epochs each (sized
-           for under 60 min on 2 cores; not yet run): the answer on a laptop;
+  --cpu    the CPU recipe (config/cpu.yaml's training settings), 3 folds x 2 arms, 450 epochs each (32 min
+           on 2 cores; docs/quality.md has its table and figure): the answer on a laptop;
   --gpu    sized for one modern GPU (about 8 min): 224 px crops, 64 per epoch, 60 epochs.
 
 Usage: python benchmarks/bench_quality.py --smoke | --cpu | --gpu  [--keep DIR] [--plot CURVES.png]
@@ -212,7 +212,7 @@ def report(
         )
     ratios = time_to_accuracy(losses, folds)
     for _, row in ratios.iterrows():
-        where = f"fold {row['fold']}: " if row["fold"] else ""
+        where = f"fold {int(row['fold'])}: " if row["fold"] else ""  # (iterrows makes it a float)
         if row["raw_final_val_ap50"] <= 0:
             print(f"  {where}time-to-accuracy not defined: raw's final validation AP@0.5 is 0")
         elif row["packed_seconds"] is None or pd.isna(row["packed_seconds"]):

@@ -232,14 +232,14 @@ def report_intro(record: dict) -> str:
         "=" * len(title),
         "",
         f"Trained with the real Omnipose from **{data['train_images']}** training source image(s) in"
-        f" ``{inputs['dir']}`` ({data['training_images']} images after tiling and packing), and evaluated on"
-        f" **{data['test_images']}** held-out source image(s){test_dir}. Model: nchan {model['nchan']},"
+        f" ``{inputs['dir']}`` ({data['training_images']} image(s) after tiling and packing), and evaluated"
+        f" on **{data['test_images']}** held-out source image(s){test_dir}. Model: nchan {model['nchan']},"
         f" nclasses {model['nclasses']}, dim {model['dim']}, {model['n_epochs']} epochs (model version"
         f" {record['versions']['model']}), the {record['model']['selected']['select']} epoch's file:",
         "",
         ".. raw:: html",
         "",
-        f'   <p style="overflow-wrap: anywhere"><code>{record["model"]["selected"]["file"]}</code></p>',
+        f'   <p style="{WRAPPED}">{record["model"]["selected"]["file"]}</p>',
         "",
     ]
     if not scores.get("images") or scores.get("ap50") is None:
@@ -261,6 +261,8 @@ def report_intro(record: dict) -> str:
     return "\n".join([*lines, "", SEE_ALSO, ""])
 
 
+#: A path is one word to a browser: this lets it wrap anywhere instead of running under the graph beside it.
+WRAPPED = "font-family: monospace; overflow-wrap: anywhere"
 UNSEEN = "evaluate on unseen images: set ``split.test_fraction`` or ``test_dir``"
 SEE_ALSO = (
     "See the training loss (loss_curve.png_), the held-out overlays (overlays.png_: matched objects green,"

@@ -42,7 +42,7 @@ def test_the_first_page_says_what_was_trained_and_its_scores_and_wraps_the_model
     assert "Omnipose model, version 0123456789ab" in html
     assert "<strong>AP&#64;0.5 0.957</strong>" in html and "AP&#64;0.5 0.94 to 0.98" in html
     assert "mean AP 0.90 to 0.96" in html
-    assert 'style="overflow-wrap: anywhere"><code>results/models/ba98/models/x_' in html
+    assert 'style="font-family: monospace; overflow-wrap: anywhere">results/models/ba98/models/x_' in html
     assert "System Message" not in html and "mailto" not in html  # AP@0.5 is no e-mail address
 
 
