@@ -38,6 +38,7 @@ class EpochRecorder:
         self.tsv.write("\t".join(columns + (list(self.MONITORED) if on_epoch else [])) + "\n")
         self.start = self.last = time.perf_counter()
         self._epoch: int | None = None  # the epoch whose batches are being summed
+        self.finishing: int | None = None  # the epoch being recorded (and scored) right now
         self._sum, self._batches = 0.0, 0
         self.net = model.net.module if hasattr(model.net, "module") else model.net
         self._step, self._save = model._train_step, self.net.save_model
@@ -69,6 +70,7 @@ class EpochRecorder:
 
     def record(self, epoch: int, loss: float) -> None:
         """One finished epoch: its row (table and log) and, when monitored, its scores."""
+        self.finishing = epoch  # stays set when the scoring fails: the epoch an error message names
         now = time.perf_counter()
         lr = self.model.learning_rate
         rate = (
@@ -92,6 +94,7 @@ class EpochRecorder:
             line += "".join(f"\t{scores[k]:.6f}" if scores else "\t" for k in keys)
         self.tsv.write(line + "\n")
         self.tsv.flush()
+        self.finishing = None
 
     def close(self) -> None:
         """Remove the hooks (an epoch cut short by a stop is not recorded) and close the table."""

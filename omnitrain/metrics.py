@@ -171,6 +171,8 @@ def overlaps(true: np.ndarray, pred: np.ndarray) -> Overlaps:
     if wide and max(int(t.max(initial=0)), int(p.max(initial=0))) >= 2**62:
         raise ValueError("labels of 2**62 and above are not supported: renumber them (1..N)")
     if t.dtype.kind != "u" or p.dtype.kind != "u":  # floats, or signed ints that might be negative
+        if min(t.min(initial=0), p.min(initial=0)) < 0:
+            raise ValueError("negative labels: 0 is background and objects are 1..N")
         t, p = relabel(t)[0], relabel(p)[0]
     common = np.dtype(f"u{max(t.itemsize, p.itemsize)}")
     t = np.ascontiguousarray(t, dtype=common).ravel()

@@ -177,8 +177,19 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
             resumable.save_progress()
             if message is None:  # anything else that stops Omnipose's loop: where, and the traceback kept
                 logging.getLogger("train_traceback").exception("the error that stopped the training")
-                message = omnipose_failure(exc, job.version, getattr(model, "epoch", None), cfg["n_epochs"])
-            raise TrainingStopped(f"{message}\nThe checkpoint of the last finished epoch is kept.") from None
+                epoch = (
+                    recorder.finishing if recorder.finishing is not None else getattr(model, "epoch", None)
+                )
+                message = omnipose_failure(exc, job.version, epoch, cfg["n_epochs"])
+            kept = resumable.path.is_file()
+            raise TrainingStopped(
+                message
+                + (
+                    "\nThe checkpoint of the last finished epoch is kept: a rerun continues from it."
+                    if kept
+                    else "\nNo epoch was finished: a rerun starts from the beginning."
+                )
+            ) from None
     if monitor is not None:  # the file of the best epoch, also when a resume replayed it (checkpoint)
         monitor.write_best()
     resumable.finished()

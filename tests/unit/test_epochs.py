@@ -77,6 +77,10 @@ def test_an_epoch_cut_short_is_not_recorded_and_an_error_of_a_scoring_stops_the_
         raise ValueError("scoring failed")
 
     loop = Loop([[1.0], [2.0]])
-    with EpochRecorder(loop, 2, tmp_path / "b.tsv", LOG, on_epoch=broken), pytest.raises(ValueError):
+    with (
+        EpochRecorder(loop, 2, tmp_path / "b.tsv", LOG, on_epoch=broken) as recorder,
+        pytest.raises(ValueError),
+    ):
         loop.train()
     assert loop.events == [], "no checkpoint claims an epoch whose scoring failed"
+    assert recorder.finishing == 0, "the epoch an error message names"

@@ -319,3 +319,9 @@ def test_summary_and_scores_carry_the_interval(tmp_path):
     line = summary_line(tmp_path)
     assert f"AP@0.5 {overall['ap50']:.2f} [{overall['ap50_low']:.2f}, {overall['ap50_high']:.2f}]" in line
     assert "(3 images, [95 % bootstrap interval over images];" in line
+
+
+def test_negative_labels_are_refused_not_counted_as_objects():
+    true = np.array([[0, 1], [1, 0]], dtype=np.int32)
+    with pytest.raises(ValueError, match="negative labels"):
+        metrics.overlaps(true, -true)

@@ -173,6 +173,14 @@ def test_no_workflow_script_reads_the_config():
     for path in scripts:
         lines = script_reads_config(path)
         assert not lines, f"{path.name} reads the config at lines {lines}"
+    # Nor does the library code that reads a job from the snakemake object for a script (from_snakemake).
+    for path in sorted((ROOT / "omnitrain").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name == "from_snakemake":
+                touched = [
+                    n.lineno for n in ast.walk(node) if isinstance(n, ast.Attribute) and n.attr == "config"
+                ]
+                assert not touched, f"{path.name}: from_snakemake reads the config at lines {touched}"
 
 
 def rule_blocks():
