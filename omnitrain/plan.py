@@ -23,6 +23,7 @@ from .batches import batch_ids
 from .config import ConfigError, check_config, check_config_files
 from .discovery import Discovery, discover
 from .drafts import read_drafts, unedited_by_hash
+from .experiments import Run as RunOfConfig
 from .experiments import plan_runs, primary
 from .hashing import HashCache
 from .layout import batch_table, image_folder, model_file
@@ -110,13 +111,10 @@ class Inputs:
 
 
 @dataclass(frozen=True)
-class Run:
-    """One (experiment, fold) of the config: its sources' roles, step versions, folders and model files."""
+class Run(RunOfConfig):
+    """One (experiment, fold) of the config (name, experiment, fold, config: omnitrain.experiments.Run) and
+    its plan: its sources' roles, step versions, folders and model files."""
 
-    name: str
-    experiment: str
-    fold: int | None
-    config: dict
     sources: MappingProxyType  # {source id: {"pair", "name", "role", "fold"}}
     train: tuple[str, ...]  # source ids by role
     test: tuple[str, ...]

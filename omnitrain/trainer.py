@@ -104,10 +104,26 @@ def start(job: TrainJob, log: logging.Logger):
     except TrainingError as exc:
         raise TrainingStopped(f"Training cannot start: {exc}") from None
     log.info(f"device: {device}")
+    note = cpu_note(cfg, gpu)
+    if note:
+        log.info(note)
     log.info(f"training set: {len(ts.images)} image(s) from {job.trainset}")
     log.info("Omnipose's cellpose_omni.io finds and loads the same pairs as the pipeline")
     log.info(epoch_meaning(cfg, len(ts.images), len(job.sources)))
     return gpu, device, pretrained, origin, ts
+
+
+def cpu_note(cfg: dict, gpu: bool) -> str | None:
+    """A note for a 2D training on the CPU with the GPU-sized defaults (Omnipose's 224 px crops, the symmetry
+    term on), which learn next to nothing per CPU-minute (docs/quality.md, "Against the user's habit")."""
+    crops = cfg["tyx"] or (224, 224)
+    if gpu or cfg["dim"] != 2 or min(crops) <= 128 or not cfg["training"]["symmetry"]:
+        return None
+    return (
+        f"NOTE training on the CPU with GPU-sized settings (crops of {min(crops)} px, the symmetry term on):"
+        " on real nuclei these learned nothing in 6 minutes where config/cpu.yaml's did (docs/quality.md);"
+        " on a laptop add it after your config: --configfile my.yaml config/cpu.yaml"
+    )
 
 
 def monitor_of(job: TrainJob, model, tyx, log: logging.Logger, draw) -> Monitor | None:

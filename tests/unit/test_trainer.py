@@ -55,3 +55,14 @@ def test_an_error_of_the_pipelines_own_hook_names_it_and_the_omnipose_line_it_pa
 def test_the_epoch_is_counted_from_one(epoch):
     exc = raised_through(("/env/omnipose/core.py", "f"))
     assert f"in epoch {epoch + 1} of 10" in omnipose_failure(exc, "v", epoch, 10)
+
+
+def test_a_cpu_training_with_gpu_sized_settings_gets_a_note_pointing_to_the_cpu_recipe():
+    from omnitrain.trainer import cpu_note
+
+    defaults = {"tyx": None, "dim": 2, "training": {"symmetry": True}}
+    assert "config/cpu.yaml" in cpu_note(defaults, gpu=False)
+    assert cpu_note(defaults, gpu=True) is None
+    assert cpu_note({**defaults, "tyx": [64, 64]}, gpu=False) is None
+    assert cpu_note({**defaults, "training": {"symmetry": False}}, gpu=False) is None
+    assert cpu_note({**defaults, "dim": 3}, gpu=False) is None
