@@ -116,7 +116,7 @@ def start(job: TrainJob, log: logging.Logger):
 def cpu_note(cfg: dict, gpu: bool) -> str | None:
     """A note for a 2D training on the CPU with the GPU-sized defaults (Omnipose's 224 px crops, the symmetry
     term on), which learn next to nothing per CPU-minute (docs/quality.md, "Against the user's habit")."""
-    crops = cfg["tyx"] or (224, 224)
+    crops = cfg["tyx"] or DEFAULT_TYX[2]
     if gpu or cfg["dim"] != 2 or min(crops) <= 128 or not cfg["training"]["symmetry"]:
         return None
     return (
