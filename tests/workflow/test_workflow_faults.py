@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import time
 
 import pandas as pd
 import pytest
 import tifffile
-from helpers import copy_run, dry_run_jobs, run_snakemake
+import yaml
+from helpers import ROOT, copy_run, dry_run_jobs, run_snakemake
 from kills import run_killing_each
-from runs import EXPERIMENTS, TRAIN
+from runs import EXPERIMENTS, TRAIN, TRAIN_NAMES
 
-from omnitrain.demo import NEW_SPECS, make_image, write_unlabelled
+from omnitrain.demo import NEW_SPECS, make_image, write_demo, write_unlabelled
 from omnitrain.imageio import write_tiff
 
 pytestmark = pytest.mark.workflow
@@ -82,6 +86,7 @@ def test_kill_9_in_each_training_step_then_the_same_command_completes(train_run,
     assert dry_run_jobs(work, TRAIN) == {}, "nothing left to do"
 
 
+@pytest.mark.slow  # 70 s on 2 cores; its steps are those of the training chain above, by run
 def test_kill_9_in_each_step_of_experiments_and_folds_then_the_same_command_completes(
     experiments_run, tmp_path
 ):
@@ -133,3 +138,41 @@ def test_kill_9_in_each_segmenting_step_keeps_the_corrected_drafts(demo_trained,
         f"{n}{suffix}.tif" for n in NEW for suffix in ("", "_masks")
     )
     assert leftovers(work) == []
+
+
+def test_two_working_directories_on_one_results_folder_take_turns(tmp_path):
+    """A run from a second working directory that shares the first's results folder is refused, naming the
+    first run, while that one trains; once it has ended, the same command adds its version to the registry."""
+    shared = tmp_path / "shared"
+    first, second = tmp_path / "first", tmp_path / "second"
+    for work in (first, second):
+        write_demo(work / "demo", names=TRAIN_NAMES)
+    config = {**TRAIN, "n_epochs": 8, "train_size": False, "pipeline": {"results": str(shared)}}
+    (first / "run.yaml").write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    running = subprocess.Popen(
+        [*command, "--configfile", "run.yaml"],
+        cwd=first,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while running.poll() is None and time.time() < deadline and not list(shared.glob("logs/train/*.log")):
+        time.sleep(0.2)
+    assert running.poll() is None, "the first run ended before the second started"
+
+    refused = run_snakemake(second, {**config, "learning_rate": 0.05})
+
+    assert refused.returncode != 0 and running.poll() is None
+    assert f"{shared} is in use by another run of this pipeline (pid {running.pid} on " in refused.stderr
+    assert f"in {first}, since" in refused.stderr and "pipeline.results" in refused.stderr
+    assert "Traceback" not in refused.stderr and "WorkflowError" not in refused.stderr
+    assert "localrule" not in refused.stderr, "no job of the second run started"
+    assert running.wait(timeout=600) == 0, running.stderr.read()[-3000:]
+    v1 = (shared / "latest.txt").read_text().strip()
+    again = run_snakemake(second, {**config, "learning_rate": 0.05})
+    assert again.returncode == 0, again.stderr[-3000:]
+    v2 = (shared / "latest.txt").read_text().strip()
+    versions = list(pd.read_csv(shared / "registry.tsv", sep="\t")["version"])
+    assert v2 != v1 and versions == [v1, v2], "each run's version registered once"

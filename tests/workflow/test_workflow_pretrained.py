@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import tifffile
 from helpers import DSB, dry_run_jobs, needs, one, run_snakemake
+from kills import run_killing_each
 
 from omnitrain.pretrained import IDS_FILE, IDS_VARIABLE, MIRROR_VARIABLE, git_blob_id
 
@@ -150,6 +151,27 @@ def test_the_builtin_is_downloaded_once_and_recorded(fine_tuned, site):
     assert "fine-tuning cyto" in log.read_text()
     registry = pd.read_csv(work / "results/registry.tsv", sep="\t").iloc[-1]
     assert registry["pretrained_model"] == "cyto" and registry["pretrained_sha256"] == record["sha256"]
+
+
+@pytest.mark.parametrize("how", ["job:commit", "run:exit"])
+def test_a_killed_download_then_the_same_command_keeps_one_checked_file(fine_tuned, site, tmp_path, how):
+    """kill -9 just after the file is in Omnipose's folder (before its record), or once all is written but
+    before Snakemake hears of it: the same command then ends with the one file, checked, and its record."""
+    work, tuned = fine_tuned
+    _, served, _, _ = site
+    shutil.copytree(work / "data", tmp_path / "work" / "data")
+    work = tmp_path / "work"
+    models = tmp_path / "omnipose_models"
+    env = {"CELLPOSE_LOCAL_MODELS_PATH": str(models)}
+    killed = run_killing_each(
+        work, tuned, ["download_pretrained"], targets=("download_pretrained",), env=env, how=[how]
+    )
+    assert killed == [("download_pretrained", how)]
+    assert sorted(p.name for p in models.iterdir()) == ["cytotorch_0"], "one file, no partial download"
+    record = json.loads(one(work / "results/pretrained", "*/pretrained.json").read_text())
+    assert record["git_blob_id"] == git_blob_id(models / "cytotorch_0") == git_blob_id(served / "cytotorch_0")
+    assert record["omnipose_file"] == str(models / "cytotorch_0")
+    assert not list((work / "results").rglob("*.tmp*"))
 
 
 def test_a_second_run_downloads_nothing_even_offline(fine_tuned, site):

@@ -10,6 +10,7 @@ from snakemake.logging import logger
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
 
+from omnitrain.folders import ResultsInUse, hold_results
 from omnitrain.layout import batch_table
 from omnitrain.plan import Plan, PlanError
 from omnitrain.segment_plan import SegmentPlanner
@@ -128,6 +129,12 @@ REPORT_INTRO = str(_intro.resolve()) if _intro.is_file() else "workflow/report/w
 
 
 onstart:
+    # Snakemake's lock is per working directory: runs from two of them that share one results folder would both
+    # write its registry. The second is refused until the first ends (segmenting holds a lock of its own).
+    try:
+        hold_results(RESULTS, workflow.dag_settings.targets)
+    except ResultsInUse as exc:
+        refuse(str(exc))
     # A training label that is still a draft's bytes: said before a training on it (the registered version's
     # change record says it again, also for drafts saved unchanged under other label numbers).
     for _label in PLAN.unedited_drafts():
