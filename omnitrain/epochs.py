@@ -24,14 +24,15 @@ class EpochRecorder:
 
     ``on_epoch(epoch, loss)`` runs once per finished epoch, before that epoch's checkpoint, and returns its
     validation scores ({"val_loss", "ap50", "mean_ap"}) or None; an error in it stops the training (it is
-    raised inside Omnipose's loop, which does not catch it). Use as a context manager, or call
-    :meth:`close`: it removes the hooks and closes the table."""
+    raised inside Omnipose's loop, which does not catch it). ``after(row, scores)`` runs once the epoch's row
+    is written (e.g. omnitrain.board's live view). Use as a context manager, or call :meth:`close`: it
+    removes the hooks and closes the table."""
 
     #: Validation columns, filled at monitored epochs (omnitrain/monitor.py) and empty otherwise.
     MONITORED = ("val_loss", "val_ap50", "val_mean_ap")
 
-    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger, on_epoch=None):
-        self.model, self.n_epochs, self.log, self.on_epoch = model, n_epochs, log, on_epoch
+    def __init__(self, model, n_epochs: int, tsv: str | Path, log: logging.Logger, on_epoch=None, after=None):
+        self.model, self.n_epochs, self.log, self.on_epoch, self.after = model, n_epochs, log, on_epoch, after
         self.rows: list[dict] = []
         self.tsv = open(tsv, "w")  # noqa: SIM115 (closed by close())
         columns = ["epoch", "loss", "learning_rate", "seconds", "elapsed", "eta_seconds"]
@@ -87,6 +88,7 @@ class EpochRecorder:
             f"epoch {epoch + 1}/{self.n_epochs}  loss {loss:.5f}  lr {rate:.4g}  {seconds:.2f} s"
             f"  elapsed {elapsed:.0f} s  ETA {eta:.0f} s"
         )
+        scores = None
         if self.on_epoch is not None:
             scores = self.on_epoch(epoch, loss)
             keys = ("val_loss", "ap50", "mean_ap")
@@ -94,6 +96,8 @@ class EpochRecorder:
             line += "".join(f"\t{scores[k]:.6f}" if scores else "\t" for k in keys)
         self.tsv.write(line + "\n")
         self.tsv.flush()
+        if self.after is not None:
+            self.after(row, scores)
         self.finishing = None
 
     def close(self) -> None:

@@ -150,14 +150,17 @@ def validation_loss(model, crops: np.ndarray, label_crops: np.ndarray) -> float:
     return total / max(n, 1)
 
 
-def validation_ap(model, vs: ValidationSet, channel_axis, diameter: float) -> tuple[float, float]:
-    """Validation AP@0.5 and mean AP (0.5-0.95) over the validation images' objects, from Omnipose's eval.
+def validation_ap(
+    model, vs: ValidationSet, channel_axis, diameter: float
+) -> tuple[float, float, list[np.ndarray]]:
+    """Validation AP@0.5 and mean AP (0.5-0.95) over the validation images' objects, from Omnipose's eval,
+    and the masks it found in each image.
 
     With ``diameter`` 0 (no rescaling in training) images are segmented at their own scale; otherwise
     each at its true median diameter (the validation labels are known), as a size model would aim to."""
     from cellpose_omni import utils
 
-    rows_all = []
+    rows_all, found = [], []
     for image, labels in zip(vs.images, vs.labels, strict=True):
         diam = float(utils.diameters(labels, omni=True)[0]) if diameter else None
         masks = model.eval(
@@ -165,12 +168,13 @@ def validation_ap(model, vs: ValidationSet, channel_axis, diameter: float) -> tu
         )[0]
         rows, _ = score_image(np.asarray(labels), np.asarray(masks))
         rows_all.append(rows)
+        found.append(np.asarray(masks))
     # Summed over images (as the held-out summary does): AP = tp / (tp + fp + fn) at each threshold.
     aps = []
     for per_threshold in zip(*rows_all, strict=True):
         tp, fp, fn = (sum(r[k] for r in per_threshold) for k in ("tp", "fp", "fn"))
         aps.append(tp / (tp + fp + fn) if tp + fp + fn else 1.0)
-    return float(aps[0]), float(np.mean(aps))
+    return float(aps[0]), float(np.mean(aps)), found
 
 
 def _random_states():
@@ -240,6 +244,13 @@ class Monitor:
         self.bad = 0  # monitored epochs since the best one
         self.stopped_early_at: int | None = None
         self.resumed_after = -1  # last epoch of the checkpoint a resumed run restored
+        self.first_masks: np.ndarray | None = None  # what the latest scoring found in the first image
+
+    def overlay(self) -> np.ndarray | None:
+        """RGB: the first validation image with the objects the latest scoring found (None before one)."""
+        from .segment_image import overlay_picture
+
+        return None if self.first_masks is None else overlay_picture(self.vs.images[0], self.first_masks)
 
     def due(self, epoch: int) -> bool:
         return (epoch + 1) % self.every == 0 or epoch == self.n_epochs - 1
@@ -260,7 +271,8 @@ class Monitor:
         states = _random_states()
         try:
             val_loss = validation_loss(self.model, self.crops, self.label_crops)
-            ap50, mean_ap = validation_ap(self.model, self.vs, self.channel_axis, self.diameter)
+            ap50, mean_ap, found = validation_ap(self.model, self.vs, self.channel_axis, self.diameter)
+            self.first_masks = found[0]
         finally:
             _restore_random_states(states)
             self.model.net.train()

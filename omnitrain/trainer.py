@@ -10,6 +10,7 @@ then :func:`kept_checkpoints`, the loss curve and :func:`model_card`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from .board import TrainingBoard, run_folder
 from .config import OMNIPOSE_FLAGS
 from .epochs import EpochRecorder
 from .hashing import sha256
@@ -28,6 +30,7 @@ from .omni import omnipose_models
 from .resume import EarlyStopped, Interrupted, ResumableTraining
 from .runlog import os_error_message
 from .sparsity import source_names
+from .steps import view_setting
 from .training import (
     DEFAULT_TYX,
     TrainingError,
@@ -72,6 +75,8 @@ class TrainJob:
     builtin: str | None = None  # a built-in model's record and weights (download_pretrained)
     builtin_weights: str | None = None
     monitor_set: str | None = None  # the validation images, when monitored
+    run: dict | None = None  # {"experiment", "fold"} of the run that trains this version
+    tensorboard: bool = False  # the live view (monitor.tensorboard; not part of the version)
 
     @classmethod
     def from_snakemake(cls, sm) -> TrainJob:
@@ -82,6 +87,8 @@ class TrainJob:
             curve=sm.output.curve, version=sm.params.version, sources=sm.params.sources,
             monitor_off=sm.params.monitor_off, threads=sm.threads, builtin=sm.input.get("builtin"),
             builtin_weights=sm.input.get("builtin_weights"), monitor_set=sm.input.get("monitor_set"),
+            run=dict(sm.params.run),
+            tensorboard=bool(view_setting(sm, "monitor.tensorboard")),
         )  # fmt: skip
 
 
@@ -148,6 +155,25 @@ def monitor_of(job: TrainJob, model, tyx, log: logging.Logger, draw) -> Monitor 
     return monitor
 
 
+def live_view(job: TrainJob, start: int, log: logging.Logger) -> TrainingBoard | None:
+    """The training's TensorBoard run (None when monitor.tensorboard is off)."""
+    if not job.tensorboard:
+        return None
+    folder = run_folder(Path(job.card).parent, job.run or {"experiment": "base", "fold": None})
+    log.info(f"TensorBoard: {folder} (watch it live: tensorboard --logdir {Path(job.card).parents[2]})")
+    return TrainingBoard(folder, start)
+
+
+def board_writer(board: TrainingBoard, monitor: Monitor | None):
+    """EpochRecorder's ``after``: each epoch to the board, with the validation overlay when it was scored."""
+
+    def write(row: dict, scores: dict | None) -> None:
+        if row["epoch"] >= board.start:  # (a resume replays the epochs before, written by the killed part)
+            board.epoch(row, scores, monitor.overlay() if scores and monitor is not None else None)
+
+    return write
+
+
 def train(job: TrainJob, log: logging.Logger) -> dict:
     """Train, write the model file(s), the per-epoch table, the loss curve and the card; return the card."""
     import torch
@@ -177,8 +203,13 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
     )
     if monitor is not None:
         resumable.attach_monitor(monitor)
+    board = live_view(job, resumable.start, log)
     began = time.perf_counter()
-    with EpochRecorder(model, cfg["n_epochs"], job.losses, log, monitor and monitor.on_epoch) as recorder:
+    scored, after = monitor and monitor.on_epoch, board_writer(board, monitor) if board else None
+    with (
+        EpochRecorder(model, cfg["n_epochs"], job.losses, log, scored, after) as recorder,
+        board or contextlib.nullcontext(),
+    ):
         try:
             model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
         except Interrupted as exc:

@@ -4,6 +4,7 @@ pairs written to temporary folders, the real data's folders, and running the wor
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -156,3 +157,21 @@ def write_record(results: Path, version: str, created: str, experiment="base", f
     folder.mkdir(parents=True)
     (folder / "record.json").write_text(json.dumps(rec))
     return rec
+
+
+def tensorboard_events(folder: Path):
+    """A training's TensorBoard run (omnitrain/board.py), read back by TensorBoard's own EventAccumulator."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    # its INFO lines would go through the root handler Omnipose installs, whose formatter fails on them
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
+    events = EventAccumulator(str(folder), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def assert_logged(events, tag: str, steps, values, rtol: float = 1e-5, atol: float = 1e-6) -> None:
+    """The scalar ``tag`` has exactly these steps, each once, with these values (as float32 keeps them)."""
+    logged = events.Scalars(tag)
+    assert [e.step for e in logged] == list(steps), tag
+    np.testing.assert_allclose([e.value for e in logged], list(values), rtol=rtol, atol=atol, err_msg=tag)

@@ -165,7 +165,9 @@ def test_validation_ap_equals_the_metrics_of_omnipose_eval(uninterrupted):
     )
     masks = model.eval(vs.images[0], channels=None, omni=True, mask_threshold=0.0, flow_threshold=0.4)[0]
     rows, scalars = score_image(vs.labels[0], np.asarray(masks))
-    ap50, mean_ap = validation_ap(model, vs, None, 0)
+    ap50, mean_ap, found = validation_ap(model, vs, None, 0)
+    assert len(found) == len(vs.labels)
+    np.testing.assert_array_equal(found[0], masks)  # what it scored is what it gives back
     assert (ap50, mean_ap) == (pytest.approx(scalars["ap50"]), pytest.approx(scalars["mean_ap"]))
     best = monitor.best
     assert (best["ap50"], best["mean_ap"]) == (pytest.approx(ap50), pytest.approx(mean_ap))

@@ -173,7 +173,8 @@ def test_no_workflow_script_reads_the_config():
     for path in scripts:
         lines = script_reads_config(path)
         assert not lines, f"{path.name} reads the config at lines {lines}"
-    # Nor does the library code that reads a job from the snakemake object for a script (from_snakemake).
+    # Nor does the library code that reads a job from the snakemake object for a script (from_snakemake):
+    # only steps.view_setting reads the config, and only the keys of VIEW_SETTINGS.
     for path in sorted((ROOT / "omnitrain").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name == "from_snakemake":

@@ -166,7 +166,9 @@ def test_bacterial_phase_set_is_accepted():
     assert len(table) == 7 and table["objects"].min() >= 3
 
 
-@pytest.mark.parametrize(("dtype", "limit"), [(np.uint8, "at most 255 objects"), (np.uint16, "at most 65535")])
+@pytest.mark.parametrize(
+    ("dtype", "limit"), [(np.uint8, "at most 255 objects"), (np.uint16, "at most 65535 objects")]
+)
 def test_a_grey_label_matrix_saved_as_rgb_names_the_limit_of_its_bit_depth(tmp_path, dtype, limit):
     folder = tmp_path / "train"
     background(folder)

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from helpers import copy_run, dry_run_jobs, run_snakemake
+from helpers import assert_logged, copy_run, dry_run_jobs, run_snakemake, tensorboard_events
 from runs import MONITORED as CONFIG
 from runs import MONITORED_NAMES as NAMES
 
@@ -54,6 +54,24 @@ def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitor
     assert selected["select"] == "best" and selected["epoch"] == mon["best_epoch"]
     assert selected["file"].endswith(f"{NAME}_best") and card["best_file"] == selected["file"]
     assert record["model"]["monitoring"]["best_epoch"] == mon["best_epoch"]
+
+
+def test_tensorboard_shows_every_epoch_and_the_scorings_at_their_steps(monitored_run):
+    v = latest(monitored_run)
+    losses = pd.read_csv(v / "model/losses.tsv", sep="\t")
+    events = tensorboard_events(v / "model/tensorboard/base")  # named by experiment (and fold) in its version
+    assert_logged(events, "train/loss", losses.epoch, losses.loss)
+    assert_logged(events, "train/learning_rate", losses.epoch, losses.learning_rate)
+    assert_logged(
+        events, "train/seconds_per_epoch", losses.epoch, losses.seconds, atol=1e-3
+    )  # 3 decimals kept
+    scored = losses.dropna(subset=["val_loss"])
+    assert_logged(events, "validation/loss", scored.epoch, scored.val_loss)
+    assert_logged(events, "validation/AP@0.5", scored.epoch, scored.val_ap50)
+    assert_logged(events, "validation/mean_AP", scored.epoch, scored.val_mean_ap)
+    assert [i.step for i in events.Images("validation/overlay")] == [1, 3]
+    off = {**CONFIG, "monitor": {**CONFIG["monitor"], "tensorboard": False}}
+    assert dry_run_jobs(monitored_run, off) == {}, "the live view is no part of any version: nothing reruns"
 
 
 def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored_run):
