@@ -24,9 +24,9 @@ class EpochRecorder:
 
     ``on_epoch(epoch, loss)`` runs once per finished epoch, before that epoch's checkpoint, and returns its
     validation scores ({"val_loss", "ap50", "mean_ap"}) or None; an error in it stops the training (it is
-    raised inside Omnipose's loop, which does not catch it). ``after(row, scores)`` runs once the epoch's row
-    is written (e.g. omnitrain.board's live view). Use as a context manager, or call :meth:`close`: it
-    removes the hooks and closes the table."""
+    raised inside Omnipose's loop, which does not catch it). ``after(row, scores, batches)`` runs once the
+    epoch's row is written, with its batches' (loss, time) (omnitrain.board's live view, the run record).
+    Use as a context manager, or call :meth:`close`: it removes the hooks and closes the table."""
 
     #: Validation columns, filled at monitored epochs (omnitrain/monitor.py) and empty otherwise.
     MONITORED = ("val_loss", "val_ap50", "val_mean_ap")
@@ -41,6 +41,7 @@ class EpochRecorder:
         self._epoch: int | None = None  # the epoch whose batches are being summed
         self.finishing: int | None = None  # the epoch being recorded (and scored) right now
         self._sum, self._batches = 0.0, 0
+        self._batch_losses: list[tuple[float, float]] = []  # (loss, time) of the epoch's batches
         self.net = model.net.module if hasattr(model.net, "module") else model.net
         self._step, self._save = model._train_step, self.net.save_model
         model._train_step, self.net.save_model = self._hooked_step, self._hooked_save
@@ -57,6 +58,7 @@ class EpochRecorder:
             self._finish(self._epoch)
         loss = self._step(*args, **kwargs)
         self._epoch, self._sum, self._batches = epoch, self._sum + float(loss), self._batches + 1
+        self._batch_losses.append((float(loss), time.time()))
         return loss
 
     def _hooked_save(self, *args, **kwargs):
@@ -65,11 +67,11 @@ class EpochRecorder:
         return self._save(*args, **kwargs)
 
     def _finish(self, epoch: int) -> None:
-        loss = self._sum / self._batches
-        self._epoch, self._sum, self._batches = None, 0.0, 0
-        self.record(epoch, loss)
+        loss, batches = self._sum / self._batches, self._batch_losses
+        self._epoch, self._sum, self._batches, self._batch_losses = None, 0.0, 0, []
+        self.record(epoch, loss, batches)
 
-    def record(self, epoch: int, loss: float) -> None:
+    def record(self, epoch: int, loss: float, batches: list[tuple[float, float]] | None = None) -> None:
         """One finished epoch: its row (table and log) and, when monitored, its scores."""
         self.finishing = epoch  # stays set when the scoring fails: the epoch an error message names
         now = time.perf_counter()
@@ -97,7 +99,7 @@ class EpochRecorder:
         self.tsv.write(line + "\n")
         self.tsv.flush()
         if self.after is not None:
-            self.after(row, scores)
+            self.after(row, scores, batches if batches is not None else [(loss, time.time())])
         self.finishing = None
 
     def close(self) -> None:

@@ -28,6 +28,7 @@ from .manifest import digest, files_of, write_json
 from .monitor import Monitor, load_validation_set
 from .omni import omnipose_models
 from .resume import EarlyStopped, Interrupted, ResumableTraining
+from .run_record import RunRecord, dataset_info, hardware, hyperparameters, model_info, provenance
 from .runlog import os_error_message
 from .sparsity import source_names
 from .steps import view_setting
@@ -164,12 +165,30 @@ def live_view(job: TrainJob, start: int, log: logging.Logger) -> TrainingBoard |
     return TrainingBoard(folder, start)
 
 
-def board_writer(board: TrainingBoard, monitor: Monitor | None):
-    """EpochRecorder's ``after``: each epoch to the board, with the validation overlay when it was scored."""
+def run_record(job: TrainJob, model, kwargs: dict, ts, save_path: str, netstr: str) -> RunRecord:
+    """Omnipose 2's run record and loss history of this training (omnitrain/run_record.py)."""
+    cfg = job.settings
 
-    def write(row: dict, scores: dict | None) -> None:
-        if row["epoch"] >= board.start:  # (a resume replays the epochs before, written by the killed part)
+    def describe() -> dict:
+        return {
+            "hyperparameters": hyperparameters(model, kwargs, job.tensorboard, cfg["training"]["symmetry"]),
+            "model": model_info(model.net),
+            "dataset": dataset_info(ts.images, ts.labels, save_path),
+            "hardware": hardware(model.device),
+            "provenance": provenance(Path(__file__).resolve().parents[1]),
+        }
+
+    return RunRecord(save_path, netstr, describe, cfg["save_every"])
+
+
+def epoch_writers(board: TrainingBoard | None, record: RunRecord, monitor: Monitor | None):
+    """EpochRecorder's ``after``: each epoch to the live view (with the validation overlay when it was
+    scored) and to Omnipose 2's run record."""
+
+    def write(row: dict, scores: dict | None, batches: list) -> None:
+        if board is not None and row["epoch"] >= board.start:  # (a resume replays the epochs before)
             board.epoch(row, scores, monitor.overlay() if scores and monitor is not None else None)
+        record.epoch(row["epoch"], batches, row["learning_rate"])
 
     return write
 
@@ -204,8 +223,9 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
     if monitor is not None:
         resumable.attach_monitor(monitor)
     board = live_view(job, resumable.start, log)
+    record = run_record(job, model, kwargs, ts, save_path, netstr)
     began = time.perf_counter()
-    scored, after = monitor and monitor.on_epoch, board_writer(board, monitor) if board else None
+    scored, after = monitor and monitor.on_epoch, epoch_writers(board, record, monitor)
     with (
         EpochRecorder(model, cfg["n_epochs"], job.losses, log, scored, after) as recorder,
         board or contextlib.nullcontext(),
@@ -213,10 +233,12 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
         try:
             model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
         except Interrupted as exc:
+            record.finish("failed")  # (Omnipose 2's word for a training that did not end; a rerun resumes)
             raise TrainingStopped(f"{exc}: run the workflow again to continue from there") from None
         except EarlyStopped:  # the network holds the last monitored epoch's weights: they are the model
             resumable.save_weights(job.model)
         except Exception as exc:  # noqa: BLE001 (said in one message below, or left to run_step)
+            record.finish("failed")
             if os_error_message("train", exc) is not None:  # a full disk: run_step says it, with the fix
                 raise
             names = source_names(job.provenance, job.sources)
@@ -250,6 +272,7 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
     card = model_card(job, model, ts, kwargs, tyx, origin, device, recorder.rows, monitor, log)
     card |= timing(resumable, wall, len(recorder.rows))
     write_json(job.card, card)
+    record.finish("completed")
     log.info(f"model: {job.model} ({wall:.0f} s, final loss {card['final_loss']}); card: {job.card}")
     return card
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from helpers import assert_logged, copy_run, dry_run_jobs, run_snakemake, tensorboard_events
+from omnipose_main import OMNIPOSE_HISTORY, OMNIPOSE_MODEL, OMNIPOSE_RUN
 from runs import MONITORED as CONFIG
 from runs import MONITORED_NAMES as NAMES
 
@@ -72,6 +74,22 @@ def test_tensorboard_shows_every_epoch_and_the_scorings_at_their_steps(monitored
     assert [i.step for i in events.Images("validation/overlay")] == [1, 3]
     off = {**CONFIG, "monitor": {**CONFIG["monitor"], "tensorboard": False}}
     assert dry_run_jobs(monitored_run, off) == {}, "the live view is no part of any version: nothing reruns"
+
+
+def test_omnipose_2s_run_record_and_loss_history_beside_the_model(monitored_run):
+    v = latest(monitored_run)
+    run = json.loads((v / f"model/{NAME}_run.json").read_text())
+    assert list(run) == OMNIPOSE_RUN and run["status"] == "completed" and run["name"] == NAME
+    assert list(run["model"]) == OMNIPOSE_MODEL and run["model"]["architecture"] == "CPnet"
+    assert run["hyperparameters"]["n_epochs"] == CONFIG["n_epochs"] and run["dataset"]["n_train"] > 0
+    history = pd.DataFrame(json.loads((v / f"model/{NAME}_loss_history.json").read_text()))
+    assert list(history.columns) == OMNIPOSE_HISTORY
+    losses = pd.read_csv(v / "model/losses.tsv", sep="\t")
+    per_epoch = history.groupby("epoch")["train_loss"].mean()
+    assert list(per_epoch.index) == list(losses.epoch), "every epoch, once"
+    np.testing.assert_allclose(per_epoch.values, losses.loss.values, atol=1e-5)  # the table keeps 6 decimals
+    assert run["summary"]["total_epochs_completed"] == len(losses)
+    assert run["summary"]["final_loss_raw"] == history.train_loss.iloc[-1]
 
 
 def test_best_model_loads_equals_its_epoch_and_goes_to_evaluation(monitored_run):
