@@ -1,5 +1,7 @@
 """GPU check (about 5 minutes on a GPU machine): train the demo on CUDA through snakemake, then on the CPU,
 print the device, seconds per epoch on GPU vs CPU for the same data, and whether the model loads and segments.
+On a machine with several GPUs it also trains with ``dataparallel: true`` over all of them (batch_size 32,
+against one GPU at the same batch size) and prints the speed-up.
 
 Usage on a GPU node, from the repository root, in the project's environment:
     python benchmarks/gpu_check.py [--gpu-epochs 20 --cpu-epochs 2]
@@ -24,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 from omnitrain.demo import write_demo  # noqa: E402
 
 
-def train(work: Path, use_gpu, epochs: int) -> dict:
+def train(work: Path, use_gpu, epochs: int, **extra) -> dict:
     config = {"dir": "demo", "n_epochs": epochs, "learning_rate": 0.1, "RAdam": True, "use_gpu": use_gpu}
-    (work / "run.yaml").write_text(yaml.safe_dump(config))
+    (work / "run.yaml").write_text(yaml.safe_dump(config | extra))
+    gpus = extra.get("resources", {}).get("train_gpus", 1)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "4"]
-    cmd += ["--configfile", "run.yaml", "--until", "train", "heldout_set"]
+    cmd += ["--resources", f"gpu={gpus}", "--configfile", "run.yaml", "--until", "train", "heldout_set"]
     t0, started = time.perf_counter(), time.time()
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if run.returncode:
@@ -71,10 +74,21 @@ def main() -> None:
         masks = model.eval(image, channels=None, omni=True, rescale=None, diameter=None, mask_threshold=0.0,
                            flow_threshold=0.4)[0]  # fmt: skip
         cpu = train(work, False, args.cpu_epochs)
+        n = torch.cuda.device_count()
+        if n > 1:  # the same larger batches on one GPU and on all: what DataParallel gains
+            big = {"batch_size": 32, "training": {"nimg_per_epoch": 64}}
+            one = train(work, True, args.gpu_epochs, **big)
+            every = train(work, True, args.gpu_epochs, dataparallel=True, resources={"train_gpus": n}, **big)
     print(f"GPU run: {gpu['device']}; {gpu['seconds_per_epoch']:.2f} s/epoch over {gpu['epochs']} epochs")
     print(f"CPU run: {cpu['device']}; {cpu['seconds_per_epoch']:.2f} s/epoch over {cpu['epochs']} epochs")
     print(f"GPU speed-up per epoch: {cpu['seconds_per_epoch'] / gpu['seconds_per_epoch']:.1f}x")
     print(f"model loads on the GPU and segments a held-out image into {int(masks.max())} objects")
+    if n > 1:
+        single, parallel = one["seconds_per_epoch"], every["seconds_per_epoch"]
+        print(f"batch 32: {single:.2f} s/epoch on 1 GPU, {parallel:.2f} on {every['gpus']} (dataparallel)")
+        print(f"dataparallel speed-up per epoch: {single / parallel:.2f}x")
+    else:
+        print("one GPU: dataparallel not measured (it needs several)")
 
 
 if __name__ == "__main__":

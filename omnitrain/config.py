@@ -309,6 +309,14 @@ def cross_checks(config: dict) -> list[str]:
             " images, and its eval says 'image is not 2D cannot compute diameter'); set train_size: false"
             " (3D models segment at the scale they were trained at; the seed's 3D command sets diameter 0)"
         )
+    gpus = config["resources"]["train_gpus"]
+    if gpus > 1 and not config["dataparallel"]:
+        msgs.append(
+            f"resources.train_gpus: {gpus} without dataparallel: true: the train job would hold {gpus} GPUs"
+            " and train on one; set dataparallel: true to train on all of them, or resources.train_gpus: 1"
+        )
+    if gpus > 1 and config["use_gpu"] is False:
+        msgs.append(f"resources.train_gpus: {gpus} with use_gpu: false: set resources.train_gpus: 1")
     if config["dataloader"] and config["num_workers"] == 0:
         msgs.append(
             "dataloader: true needs num_workers >= 1 (Omnipose raises with 0 workers): set num_workers: 2 (or"

@@ -144,9 +144,11 @@ class Run(RunOfConfig):
             self, "batch_of", frozen({s: b for b, members in self.batches.items() for s in members})
         )
 
-    @property
-    def gpus(self) -> int:
-        return 0 if self.config["use_gpu"] is False else 1
+    def gpus(self, step: str) -> int:
+        """GPUs a job of ``step`` asks for: resources.train_gpus for a training, 1 for the others."""
+        if self.config["use_gpu"] is False:
+            return 0
+        return self.config["resources"]["train_gpus"] if step == MODEL else 1
 
     @property
     def best_model(self) -> str:

@@ -142,6 +142,8 @@ TRAINING = (
     "pretrained_model", "nchan", "nclasses", "dim", "diameter", "learning_rate", "RAdam", "batch_size",
     "n_epochs", "tyx", "save_every", "save_each", "dataloader", "num_workers", "min_train_masks",
     "use_gpu", "pipeline.seed", "training", "tiling.keep_empty",
+    # over several GPUs, each holds part of a batch (its own BatchNorm statistics): another network
+    "dataparallel", "resources.train_gpus",
 )  # fmt: skip
 
 PREPARE = Rule("prepare_images", "prepare_images.py", "preprocess")

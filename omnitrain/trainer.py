@@ -39,6 +39,7 @@ from .training import (
     check_pretrained,
     epoch_meaning,
     fix_boundary_loss,
+    limit_visible_gpus,
     load_training_set,
     loadable,
     model_kwargs,
@@ -156,6 +157,14 @@ def monitor_of(job: TrainJob, model, tyx, log: logging.Logger, draw) -> Monitor 
     return monitor
 
 
+def visible_gpus(cfg: dict, log: logging.Logger) -> None:
+    """The GPUs the job holds and no other (resources.train_gpus: Omnipose uses every GPU it sees)."""
+    if cfg["use_gpu"] is not False:
+        visible = limit_visible_gpus(cfg["resources"]["train_gpus"])
+        mode = " (dataparallel: each batch split across them)" if cfg["dataparallel"] else ""
+        log.info(f"GPUs this job may use: CUDA_VISIBLE_DEVICES={visible}{mode}")
+
+
 def live_view(job: TrainJob, start: int, log: logging.Logger) -> TrainingBoard | None:
     """The training's TensorBoard run (None when monitor.tensorboard is off)."""
     if not job.tensorboard:
@@ -195,11 +204,17 @@ def epoch_writers(board: TrainingBoard | None, record: RunRecord, monitor: Monit
 
 def train(job: TrainJob, log: logging.Logger) -> dict:
     """Train, write the model file(s), the per-epoch table, the loss curve and the card; return the card."""
+    cfg = job.settings
+    visible_gpus(cfg, log)  # before torch or Omnipose touch CUDA
     import torch
 
     models = omnipose_models()
-    cfg = job.settings
     gpu, device, pretrained, origin, ts = start(job, log)
+    if gpu and cfg["dataparallel"] and torch.cuda.device_count() < cfg["resources"]["train_gpus"]:
+        log.info(
+            f"WARNING dataparallel over {cfg['resources']['train_gpus']} GPUs asked,"
+            f" {torch.cuda.device_count()} seen: training on those"
+        )
     torch.set_num_threads(job.threads)
     seed_everything(cfg["pipeline"]["seed"])
     model = models.CellposeModel(**model_kwargs(cfg, gpu, pretrained))
@@ -366,6 +381,9 @@ def model_card(job, model, ts, kwargs, tyx, origin, device, rows, monitor, log) 
             "files": trainset_files,
         },
         "device": device,
+        # GPUs trained on at once (torch DataParallel: Omnipose wraps the network on any GPU)
+        "gpus": torch.cuda.device_count() if str(device).startswith("cuda") else 0,
+        "dataparallel": job.settings["dataparallel"],
         "versions": {"torch": torch.__version__, "omnipose": omnipose.__version__},
         "epochs": len(rows),
         "final_loss": rows[-1]["loss"] if rows else None,

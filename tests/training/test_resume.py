@@ -54,12 +54,15 @@ def train(
     identity="v1",
     n_epochs=N_EPOCHS,
     save_every=2,
+    dataparallel=False,
 ):
     """Omnipose's train() on two demo crops; returns (weights or None if stopped, per-epoch losses)."""
     torch.set_num_threads(1)
     cfg = config(n_epochs=n_epochs, save_every=save_every, RAdam=not sgd)
     seed_everything(0)
     model = models.CellposeModel(**model_kwargs(cfg, False, None))
+    if dataparallel:  # as Omnipose 1.1.4 wraps the network on a GPU (over every GPU it sees)
+        model.net = CpuDataParallel(model.net)
     log = logging.getLogger(f"test.resume.{name}")
     hooks = ResumableTraining(model, checkpoint, identity, log) if checkpoint else None
     stop_or_crash(model, hooks, stop_in_epoch, crash_in_epoch)
@@ -72,6 +75,15 @@ def train(
     finally:
         recorder.close()
     return torch.load(path, map_location="cpu", weights_only=True), [r["loss"] for r in recorder.rows]
+
+
+class CpuDataParallel(torch.nn.DataParallel):
+    """torch's DataParallel on the CPU (no devices: it runs its module): state_dict keys get ``module.``.
+    Omnipose 1.1.4 saves through ``net.module.save_model`` on a GPU and ``net.save_model`` on the CPU: the
+    wrapper passes that on, so the CPU path runs what the GPU path runs."""
+
+    def save_model(self, filename):
+        self.module.save_model(filename)
 
 
 def same_weights(a, b) -> bool:
@@ -149,3 +161,16 @@ def test_stop_while_replaying_keeps_the_checkpoint(tmp_path):
     saved = ck.read_bytes()
     weights, _ = train(tmp_path, "second", checkpoint=ck, stop_in_epoch=1)  # epoch 1 is replayed
     assert weights is None and ck.read_bytes() == saved
+
+
+def test_a_dataparallel_training_resumes_from_its_checkpoint_to_the_same_weights(plain, tmp_path):
+    """DataParallel's ``module.`` keys: the checkpoint and the model file hold the network's own keys, and a
+    stopped DataParallel training resumes to the plain training's weights (one CPU thread: exactly)."""
+    ck = tmp_path / "ck.pt"
+    weights, losses = train(tmp_path, "stopped", checkpoint=ck, stop_in_epoch=2, dataparallel=True)
+    assert weights is None and len(losses) == 2
+    saved = torch.load(ck, weights_only=False)
+    assert saved["epoch"] == 1 and not [k for k in saved["net"] if k.startswith("module.")]
+    weights, losses = train(tmp_path, "resumed", checkpoint=ck, dataparallel=True)
+    assert not [k for k in weights if k.startswith("module.")], "Omnipose's file format, loadable anywhere"
+    assert same_weights(weights, plain[False][0]) and losses[2:] == plain[False][1][2:]

@@ -284,3 +284,13 @@ def test_every_schema_rule_of_every_key_is_refused_in_plain_words_with_a_fix(bas
 def test_a_missing_required_key_says_what_to_set():
     message = refused({"learning_rate": 0.1})
     assert "the config has no 'dir': set it (folder of training images and labels" in message
+
+
+def test_several_gpus_without_dataparallel_are_refused_with_the_fix(base):
+    message = refused({**base, "resources": {"train_gpus": 2}})
+    assert "resources.train_gpus: 2 without dataparallel: true" in message and "train on one" in message
+    assert "set dataparallel: true" in message
+    on_cpu = {**base, "dataparallel": True, "use_gpu": False, "resources": {"train_gpus": 4}}
+    assert "with use_gpu: false" in refused(on_cpu)
+    config = check_config({**base, "dataparallel": True, "resources": {"train_gpus": 4}})
+    assert config["dataparallel"] is True and config["resources"]["train_gpus"] == 4

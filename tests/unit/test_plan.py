@@ -139,3 +139,13 @@ def test_the_default_targets_cover_every_run_and_the_leaderboard_only_with_sever
     assert "results/leaderboard.tsv" in targets
     for run in several.runs.values():
         assert f"{run.folder['version']}/record.json" in targets
+
+
+def test_a_dataparallel_training_asks_for_its_gpus_and_is_another_model(work):
+    plain = build().primary
+    parallel = build(dataparallel=True, resources={"train_gpus": 4}).primary
+    assert [parallel.gpus(s) for s in ("model", "size_model", "prediction")] == [4, 1, 1]
+    assert [plain.gpus(s) for s in ("model", "prediction")] == [1, 1]
+    assert build(use_gpu=False).primary.gpus("model") == 0
+    assert parallel.version["trainset"] == plain.version["trainset"]
+    assert parallel.version["model"] != plain.version["model"], "a batch split over GPUs: another network"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omnitrain.trainer import omnipose_failure
+from omnitrain.training import limit_visible_gpus
 
 
 def raised_through(*files_and_functions):
@@ -66,3 +67,13 @@ def test_a_cpu_training_with_gpu_sized_settings_gets_a_note_pointing_to_the_cpu_
     assert cpu_note({**defaults, "tyx": [64, 64]}, gpu=False) is None
     assert cpu_note({**defaults, "training": {"symmetry": False}}, gpu=False) is None
     assert cpu_note({**defaults, "dim": 3}, gpu=False) is None
+
+
+@pytest.mark.parametrize(
+    ("before", "count", "after"),
+    [(None, 1, "0"), (None, 2, "0,1"), ("3,5,7", 1, "3"), ("3, 5,7", 2, "3,5"), ("", 1, "")],
+    ids=["unset", "unset-two", "slurm-one", "slurm-two", "none-visible"],
+)
+def test_a_training_sees_the_gpus_it_holds_and_no_other(before, count, after):
+    environ = {} if before is None else {"CUDA_VISIBLE_DEVICES": before}
+    assert limit_visible_gpus(count, environ) == after == environ["CUDA_VISIBLE_DEVICES"]

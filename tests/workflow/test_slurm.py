@@ -25,7 +25,8 @@ CONFIG = {
     "dir": "demo",
     "n_epochs": 2,
     "tyx": [64, 64],  # tiny crops: the test is about submission, not the model
-    "experiments": {"slow_lr": {"learning_rate": 0.05}},  # each experiment's training: its own GPU job
+    # each experiment's training: its own GPU job; one on two GPUs at once (torch DataParallel)
+    "experiments": {"slow_lr": {"learning_rate": 0.05, "dataparallel": True, "resources": {"train_gpus": 2}}},
     "learning_rate": 0.1,
     "RAdam": True,
     "resources": {"train_threads": 1, "train_mem_mb": 4000, "train_runtime": 30},
@@ -82,9 +83,12 @@ def test_demo_runs_through_sbatch_and_equals_a_local_run(slurm, tmp_path):
     assert {"prepare_images", "pack", "train", "predict_heldout", "evaluate", "register"} <= set(submitted)
     trainings = sorted({job for rule, job in jobs if rule == "train"})
     assert len(trainings) == 2, "one GPU job per experiment's training"
+    gres = []
     for train_job in trainings:
         job = subprocess.run(["scontrol", "show", "job", train_job], capture_output=True, text=True).stdout
-        assert "gres:gpu:1" in job and "TimeLimit=00:30:00" in job, job
+        assert "TimeLimit=00:30:00" in job, job
+        gres += re.findall(r"gres:gpu:(\d)", job)[:1]
+    assert sorted(gres) == ["1", "2"], "the dataparallel training asks for resources.train_gpus: 2"
     assert (on_slurm / ".snakemake" / "slurm_logs" / "rule_train").is_dir()
 
     run = run_snakemake(local, CONFIG, targets=["train"])

@@ -73,7 +73,14 @@ def train_resource(step, key):
 
 
 def gpus_of(step):
-    return lambda wildcards, attempt: run_of(step, wildcards).gpus
+    """The GPUs a job of ``step`` asks for (SLURM --gpus): resources.train_gpus for a training."""
+    return lambda wildcards, attempt: run_of(step, wildcards).gpus(step)
+
+
+def gpu_jobs_of(step):
+    """1 for a GPU job: the local profile's gpu_jobs=1 runs one at a time. A counter apart from ``gpu``: a
+    global limit on ``gpu`` would also cap what a cluster job asks for (the local profile applies there too)."""
+    return lambda wildcards, attempt: min(run_of(step, wildcards).gpus(step), 1)
 
 
 def batch_run(wildcards):

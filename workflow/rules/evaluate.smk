@@ -15,6 +15,7 @@ rule predict_heldout:
     threads: train_resource(PREDICTION, "train_threads")
     resources:
         gpu=gpus_of(PREDICTION),
+        gpu_jobs=gpu_jobs_of(PREDICTION),
         mem_mb=train_resource(PREDICTION, "train_mem_mb"),
     params:
         settings=settings_of_run(PREDICTION),

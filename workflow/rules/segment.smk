@@ -36,6 +36,7 @@ rule segment_images:
     threads: PLAN.config["resources"]["train_threads"]
     resources:
         gpu=0 if PLAN.config["use_gpu"] is False else 1,
+        gpu_jobs=0 if PLAN.config["use_gpu"] is False else 1,
         mem_mb=PLAN.config["resources"]["train_mem_mb"],
     params:
         images=lambda w: [segment_job(w)["items"][s] for s in segment_job(w)["batches"][w.segbatch]],

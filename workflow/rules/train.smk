@@ -44,6 +44,7 @@ rule train:
     threads: train_resource(MODEL, "train_threads")
     resources:
         gpu=gpus_of(MODEL),
+        gpu_jobs=gpu_jobs_of(MODEL),
         mem_mb=train_resource(MODEL, "train_mem_mb"),
         runtime=train_resource(MODEL, "train_runtime"),
     params:
@@ -77,6 +78,7 @@ if PLAN.any_size_model:
         threads: train_resource(SIZE_MODEL, "train_threads")
         resources:
             gpu=gpus_of(SIZE_MODEL),
+            gpu_jobs=gpu_jobs_of(SIZE_MODEL),
             mem_mb=train_resource(SIZE_MODEL, "train_mem_mb"),
         params:
             settings=settings_of_run(SIZE_MODEL),

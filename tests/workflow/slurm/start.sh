@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start a single-node SLURM on loopback for the tests: munged (as user munge), slurmctld, slurmd, with a
-# stand-in GPU (gres on /dev/null). Usage: start.sh DIR. The config goes to /etc/slurm/slurm.conf (srun inside a
+# two stand-in GPUs (gres on /dev/null and /dev/zero). Usage: start.sh DIR. The config goes to /etc/slurm/slurm.conf (srun inside a
 # job finds it only there: SLURM does not pass SLURM_CONF on to jobs), so an existing one is refused; state, logs
 # and PIDs go to DIR. Needs Debian's slurm-wlm and munge, and root. Stop with stop.sh DIR (by PID).
 set -euo pipefail
@@ -38,10 +38,10 @@ MpiDefault=none
 ReturnToService=2
 MinJobAge=300
 GresTypes=gpu
-NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem Gres=gpu:2 State=UNKNOWN
 PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 CONF
-echo "NodeName=localhost Name=gpu File=/dev/null" > /etc/slurm/gres.conf
+printf "NodeName=localhost Name=gpu File=/dev/null\nNodeName=localhost Name=gpu File=/dev/zero\n" > /etc/slurm/gres.conf
 : > "$dir/pids"
 if ! munge -n >/dev/null 2>&1; then
     mkdir -p /run/munge && chown munge:munge /run/munge
