@@ -29,9 +29,8 @@ from omnitrain.demo import write_demo  # noqa: E402
 def train(work: Path, use_gpu, epochs: int, **extra) -> dict:
     config = {"dir": "demo", "n_epochs": epochs, "learning_rate": 0.1, "RAdam": True, "use_gpu": use_gpu}
     (work / "run.yaml").write_text(yaml.safe_dump(config | extra))
-    gpus = extra.get("resources", {}).get("train_gpus", 1)
     cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "4"]
-    cmd += ["--resources", f"gpu={gpus}", "--configfile", "run.yaml", "--until", "train", "heldout_set"]
+    cmd += ["--configfile", "run.yaml", "--until", "train", "heldout_set"]
     t0, started = time.perf_counter(), time.time()
     run = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     if run.returncode:

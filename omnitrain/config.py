@@ -315,6 +315,11 @@ def cross_checks(config: dict) -> list[str]:
             f"resources.train_gpus: {gpus} without dataparallel: true: the train job would hold {gpus} GPUs"
             " and train on one; set dataparallel: true to train on all of them, or resources.train_gpus: 1"
         )
+    if gpus == 1 and config["dataparallel"]:
+        msgs.append(
+            "dataparallel: true with resources.train_gpus: 1: one GPU has nothing to split a batch across;"
+            " set resources.train_gpus to the number of GPUs (2 or more), or dataparallel: false"
+        )
     if gpus > 1 and config["use_gpu"] is False:
         msgs.append(f"resources.train_gpus: {gpus} with use_gpu: false: set resources.train_gpus: 1")
     if config["dataloader"] and config["num_workers"] == 0:

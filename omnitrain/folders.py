@@ -9,7 +9,6 @@ which the next run removes.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import socket
@@ -78,48 +77,3 @@ def make_folder(folder: Path, fill: Callable[[Path], None]) -> bool:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return True
-
-
-class ResultsInUse(Exception):
-    """Another run of the pipeline holds the results folder."""
-
-
-_held: dict[str, int] = {}
-
-
-def hold_results(results: Path, targets) -> None:
-    """Take ``results`` for the run of Snakemake's ``targets`` in this process, or raise ResultsInUse naming
-    the run that holds it. `snakemake segment` takes a lock of its own, and every other target the pipeline's:
-    segmenting with one version while the next one trains stays possible. Snakemake's own lock is per
-    working directory: two working directories that share one results folder would otherwise both register
-    versions and write one registry table.
-
-    A POSIX lock on ``<results>/.<kind>.lock``, held until this process ends: the system releases it when
-    the process dies (kill -9 included), so no stale lock is ever left, and it works over NFS (lockd)."""
-    targets = set(targets)
-    kinds = ["segment"] * ("segment" in targets) + ["pipeline"] * bool(targets - {"segment"} or not targets)
-    for kind in kinds:
-        _hold(Path(results), kind)
-
-
-def _hold(results: Path, kind: str) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / f".{kind}.lock"
-    if str(path) in _held:
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-    try:
-        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "a process that wrote nothing yet"
-        os.close(fd)
-        raise ResultsInUse(
-            f"{results} is in use by another run of this pipeline ({holder}): two runs writing one results"
-            " folder could tear its registry. Wait for that run to end, then run this command again; or give"
-            " this run a results folder of its own (pipeline.results in the config)"
-        ) from None
-    os.ftruncate(fd, 0)
-    since = time.strftime("%Y-%m-%d %H:%M:%S")
-    holder = f"pid {os.getpid()} on {socket.gethostname()}, in {os.getcwd()}, since {since}"
-    os.pwrite(fd, f"{holder}\n".encode(), 0)
-    _held[str(path)] = fd  # kept open: closing any descriptor of the file would release the lock

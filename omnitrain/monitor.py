@@ -246,11 +246,9 @@ class Monitor:
         self.resumed_after = -1  # last epoch of the checkpoint a resumed run restored
         self.first_masks: np.ndarray | None = None  # what the latest scoring found in the first image
 
-    def overlay(self) -> np.ndarray | None:
-        """RGB: the first validation image with the objects the latest scoring found (None before one)."""
-        from .segment_image import overlay_picture
-
-        return None if self.first_masks is None else overlay_picture(self.vs.images[0], self.first_masks)
+    def first_found(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """(the first validation image, the objects the latest scoring found in it); None before a scoring."""
+        return None if self.first_masks is None else (self.vs.images[0], self.first_masks)
 
     def due(self, epoch: int) -> bool:
         return (epoch + 1) % self.every == 0 or epoch == self.n_epochs - 1

@@ -34,9 +34,14 @@ def record_paths(save_path: str | Path, netstr: str) -> tuple[Path, Path]:
 
 
 def write_json_atomic(path: Path, payload) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    """Written aside, then renamed (a reader never sees half a file), in Omnipose 2's key order: not
+    omnitrain.manifest.write_json, which sorts the keys."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(payload, indent=2, default=str))
+        os.replace(tmp, path)
+    finally:  # (a full disk leaves no temporary file either)
+        tmp.unlink(missing_ok=True)
 
 
 def _version(package: str) -> str | None:
@@ -57,12 +62,12 @@ def _git(args: list[str], repo: Path) -> str | None:
 def provenance(repo: Path) -> dict:
     """The pipeline's own repository (Omnipose 2 records the working directory's: here that is the user's
     project, while the code that trained is the pipeline's)."""
-    dirty = _git(["status", "--porcelain"], repo)
+    dirty = _git(["status", "--porcelain"], repo)  # None outside a repository (or without git)
     return {
         "git_sha": _git(["rev-parse", "HEAD"], repo),
         "git_branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], repo),
         "git_describe": _git(["describe", "--tags", "--always", "--dirty"], repo),
-        "git_dirty": bool(dirty),
+        "git_dirty": None if dirty is None else bool(dirty),
         "git_remote": _git(["config", "--get", "remote.origin.url"], repo),
         "omnipose_version": _version("omnipose"),
         "ocdkit_version": _version("ocdkit"),
@@ -166,20 +171,50 @@ def summary(history: dict) -> dict:
     }
 
 
+HISTORY_KEYS = ("epoch", "batch", "train_loss", "epoch_loss", "learning_rate", "timestamp", "raw_losses")
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):  # none, or cut short
+        return {}
+
+
+def _earlier_history(path: Path, before: int) -> dict:
+    """The batches of the epochs before ``before`` from an earlier part's history (none when it has none)."""
+    earlier = _read(path)
+    if not all(isinstance(earlier.get(k), list) for k in HISTORY_KEYS):
+        return {k: [] for k in HISTORY_KEYS}
+    keep = [i for i, epoch in enumerate(earlier["epoch"]) if epoch < before]
+    return {k: [earlier[k][i] for i in keep] for k in HISTORY_KEYS}
+
+
 class RunRecord:
     """The two files of one training; ``epoch`` after each finished epoch, ``finish`` at its end."""
 
-    def __init__(self, save_path, netstr: str, describe, save_every: int):
+    def __init__(self, save_path, netstr: str, describe, save_every: int, resumed_at: int = 0):
         """``describe()`` gives the record's hyperparameters, model, dataset, hardware and provenance (taken
-        when the first epoch ends, when everything is resolved, as Omnipose 2 does)."""
+        when the first epoch ends, when everything is resolved, as Omnipose 2 does). ``resumed_at``: the first
+        epoch a resumed training trains; the earlier parts' batches are kept from their history, and the
+        epochs the resume replays are not added again."""
         self.run_path, self.history_path = record_paths(save_path, netstr)
-        self.netstr, self.describe, self.save_every = netstr, describe, save_every
-        self.history = {k: [] for k in ("epoch", "batch", "train_loss", "epoch_loss", "learning_rate")}
-        self.history |= {"timestamp": [], "raw_losses": []}
+        self.netstr, self.describe, self.save_every, self.resumed_at = (
+            netstr,
+            describe,
+            save_every,
+            resumed_at,
+        )
+        self.history = {k: [] for k in HISTORY_KEYS}
+        if resumed_at:
+            self.history = _earlier_history(self.history_path, resumed_at)
+        self.kept = set(self.history["epoch"])  # epochs of earlier parts (a resume replays them)
         self.record: dict | None = None
 
     def epoch(self, epoch: int, batch_losses: list[tuple[float, float]], learning_rate: float) -> None:
         """A finished epoch's batches ((loss, time) each) into the history; the record after the first."""
+        if epoch in self.kept:  # replayed by a resume: its real batches are in the history already
+            return
         for number, (loss, stamp) in enumerate(batch_losses, start=1):
             entry = {"epoch": epoch, "batch": number, "train_loss": float(loss), "epoch_loss": None}
             entry |= {"learning_rate": float(learning_rate), "timestamp": stamp, "raw_losses": None}
@@ -193,7 +228,7 @@ class RunRecord:
     def start(self) -> None:
         """The record with status "running"; a resumed training keeps its first part's start and id."""
         started = time.time()
-        earlier = json.loads(self.run_path.read_text()) if self.run_path.is_file() else {}
+        earlier = _read(self.run_path) if self.resumed_at else {}
         started = earlier.get("started_at", started)
         run_id = blake2b(f"{started}:{self.netstr}:".encode(), digest_size=6).hexdigest()
         self.record = {

@@ -40,17 +40,6 @@ class Rule:
     benchmark: bool = False  # Snakemake benchmark file (seconds, peak memory) for the version manifest
 
 
-#: Settings that change how a job shows its progress, never what it writes: a job reads them from Snakemake's
-#: config itself (view_setting), since a param would rerun its step in place whenever one is switched.
-VIEW_SETTINGS = {"monitor.tensorboard": True}
-
-
-def view_setting(sm, key: str):
-    """A VIEW_SETTINGS ``key`` ("section.name") from a job's ``snakemake`` object's config, or its default."""
-    section, _, name = key.partition(".")
-    return sm.config.get(section, {}).get(name, VIEW_SETTINGS[key])
-
-
 def always(config: dict) -> bool:
     return True
 

@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .board import TrainingBoard, run_folder
+from .board import TrainingBoard, overlay, run_folder
 from .config import OMNIPOSE_FLAGS
 from .epochs import EpochRecorder
 from .hashing import sha256
@@ -31,7 +31,6 @@ from .resume import EarlyStopped, Interrupted, ResumableTraining
 from .run_record import RunRecord, dataset_info, hardware, hyperparameters, model_info, provenance
 from .runlog import os_error_message
 from .sparsity import source_names
-from .steps import view_setting
 from .training import (
     DEFAULT_TYX,
     TrainingError,
@@ -39,7 +38,6 @@ from .training import (
     check_pretrained,
     epoch_meaning,
     fix_boundary_loss,
-    limit_visible_gpus,
     load_training_set,
     loadable,
     model_kwargs,
@@ -51,6 +49,7 @@ from .training import (
     starting_model,
     train_kwargs,
 )
+from .views import view_setting
 
 
 class TrainingStopped(Exception):
@@ -77,7 +76,6 @@ class TrainJob:
     builtin: str | None = None  # a built-in model's record and weights (download_pretrained)
     builtin_weights: str | None = None
     monitor_set: str | None = None  # the validation images, when monitored
-    run: dict | None = None  # {"experiment", "fold"} of the run that trains this version
     tensorboard: bool = False  # the live view (monitor.tensorboard; not part of the version)
 
     @classmethod
@@ -89,7 +87,6 @@ class TrainJob:
             curve=sm.output.curve, version=sm.params.version, sources=sm.params.sources,
             monitor_off=sm.params.monitor_off, threads=sm.threads, builtin=sm.input.get("builtin"),
             builtin_weights=sm.input.get("builtin_weights"), monitor_set=sm.input.get("monitor_set"),
-            run=dict(sm.params.run),
             tensorboard=bool(view_setting(sm, "monitor.tensorboard")),
         )  # fmt: skip
 
@@ -157,6 +154,17 @@ def monitor_of(job: TrainJob, model, tyx, log: logging.Logger, draw) -> Monitor 
     return monitor
 
 
+def limit_visible_gpus(count: int, environ=os.environ) -> str:
+    """Let this process see ``count`` GPUs: Omnipose 1.1.4 trains with torch's DataParallel over every GPU it
+    sees, so a job that holds one GPU must see one. Keeps the first ``count`` of CUDA_VISIBLE_DEVICES (SLURM
+    sets it to the job's own GPUs), or sets 0..count-1 when it is unset. Must run before torch initialises
+    CUDA (CUDA reads the variable once). Returns the value set."""
+    current = environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [d.strip() for d in current.split(",") if d.strip()] if current is not None else []
+    environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids[:count] if current is not None else map(str, range(count)))
+    return environ["CUDA_VISIBLE_DEVICES"]
+
+
 def visible_gpus(cfg: dict, log: logging.Logger) -> None:
     """The GPUs the job holds and no other (resources.train_gpus: Omnipose uses every GPU it sees)."""
     if cfg["use_gpu"] is not False:
@@ -169,12 +177,16 @@ def live_view(job: TrainJob, start: int, log: logging.Logger) -> TrainingBoard |
     """The training's TensorBoard run (None when monitor.tensorboard is off)."""
     if not job.tensorboard:
         return None
-    folder = run_folder(Path(job.card).parent, job.run or {"experiment": "base", "fold": None})
+    folder = run_folder(Path(job.card).parent)
     log.info(f"TensorBoard: {folder} (watch it live: tensorboard --logdir {Path(job.card).parents[2]})")
-    return TrainingBoard(folder, start)
+    try:
+        return TrainingBoard(folder, start)
+    except ImportError as exc:  # an environment made before tensorboard was in the lock
+        log.info(f"WARNING no live view ({exc}): run make env (or set monitor.tensorboard: false)")
+        return None
 
 
-def run_record(job: TrainJob, model, kwargs: dict, ts, save_path: str, netstr: str) -> RunRecord:
+def run_record(job: TrainJob, model, kwargs, ts, save_path: str, netstr: str, resumed_at: int) -> RunRecord:
     """Omnipose 2's run record and loss history of this training (omnitrain/run_record.py)."""
     cfg = job.settings
 
@@ -187,7 +199,15 @@ def run_record(job: TrainJob, model, kwargs: dict, ts, save_path: str, netstr: s
             "provenance": provenance(Path(__file__).resolve().parents[1]),
         }
 
-    return RunRecord(save_path, netstr, describe, cfg["save_every"])
+    return RunRecord(save_path, netstr, describe, cfg["save_every"], resumed_at)
+
+
+def finish_quietly(record: RunRecord, status: str, log: logging.Logger) -> None:
+    """The run record's last word on a stopped training: never in the way of the error that stopped it."""
+    try:
+        record.finish(status)
+    except OSError as exc:
+        log.info(f"WARNING the run record could not be written: {exc}")
 
 
 def epoch_writers(board: TrainingBoard | None, record: RunRecord, monitor: Monitor | None):
@@ -196,7 +216,8 @@ def epoch_writers(board: TrainingBoard | None, record: RunRecord, monitor: Monit
 
     def write(row: dict, scores: dict | None, batches: list) -> None:
         if board is not None and row["epoch"] >= board.start:  # (a resume replays the epochs before)
-            board.epoch(row, scores, monitor.overlay() if scores and monitor is not None else None)
+            found = monitor.first_found() if scores and monitor is not None else None
+            board.epoch(row, scores, overlay(*found) if found else None)
         record.epoch(row["epoch"], batches, row["learning_rate"])
 
     return write
@@ -238,7 +259,7 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
     if monitor is not None:
         resumable.attach_monitor(monitor)
     board = live_view(job, resumable.start, log)
-    record = run_record(job, model, kwargs, ts, save_path, netstr)
+    record = run_record(job, model, kwargs, ts, save_path, netstr, resumable.start)
     began = time.perf_counter()
     scored, after = monitor and monitor.on_epoch, epoch_writers(board, record, monitor)
     with (
@@ -248,17 +269,17 @@ def train(job: TrainJob, log: logging.Logger) -> dict:
         try:
             model.train(ts.images, ts.labels, ts.links, train_files=ts.files, **kwargs)
         except Interrupted as exc:
-            record.finish("failed")  # (Omnipose 2's word for a training that did not end; a rerun resumes)
+            finish_quietly(record, "failed", log)  # (Omnipose 2's word for a training that did not end)
             raise TrainingStopped(f"{exc}: run the workflow again to continue from there") from None
         except EarlyStopped:  # the network holds the last monitored epoch's weights: they are the model
             resumable.save_weights(job.model)
         except Exception as exc:  # noqa: BLE001 (said in one message below, or left to run_step)
-            record.finish("failed")
             if os_error_message("train", exc) is not None:  # a full disk: run_step says it, with the fix
                 raise
             names = source_names(job.provenance, job.sources)
             message = sparse_failure(exc, ts, cfg["min_train_masks"], names, cfg["dim"])
             resumable.save_progress()
+            finish_quietly(record, "failed", log)
             if message is None:  # anything else that stops Omnipose's loop: where, and the traceback kept
                 logging.getLogger("train_traceback").exception("the error that stopped the training")
                 epoch = (

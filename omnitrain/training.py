@@ -52,17 +52,6 @@ def model_name(nchan: int, nclasses: int, dim: int, label: str) -> str:
     return f"{net_type(nchan, nclasses, dim)}_{label}"
 
 
-def limit_visible_gpus(count: int, environ=os.environ) -> str:
-    """Let this process see ``count`` GPUs: Omnipose 1.1.4 trains with torch's DataParallel over every GPU it
-    sees, so a job that holds one GPU must see one. Keeps the first ``count`` of CUDA_VISIBLE_DEVICES (SLURM
-    sets it to the job's own GPUs), or sets 0..count-1 when it is unset. Must run before torch initialises
-    CUDA (CUDA reads the variable once). Returns the value set."""
-    current = environ.get("CUDA_VISIBLE_DEVICES")
-    ids = [d.strip() for d in current.split(",") if d.strip()] if current is not None else []
-    environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids[:count] if current is not None else map(str, range(count)))
-    return environ["CUDA_VISIBLE_DEVICES"]
-
-
 def resolve_device(use_gpu) -> tuple[bool, str]:
     """(use CUDA?, a description of the device). ``use_gpu``: "auto", True or False."""
     import torch

@@ -163,14 +163,11 @@ def _equal_channels(lab: np.ndarray) -> bool:
 def _as_integer_labels(lab: np.ndarray, path: Path, dim: int) -> tuple[np.ndarray, Problem | None]:
     """The labels as integers, or the error that says why they are no label matrix."""
     if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4) and _equal_channels(lab):
-        # an 8-bit RGB image (PNG, JPEG) holds labels 1..255 only; a 16-bit one more, for the same cause
-        most = np.iinfo(lab.dtype).max if lab.dtype.kind in "ui" else None
-        limit = f", which holds at most {most} objects and loses any label above {most}" if most else ""
         return lab, error(
             path,
             "colour-labels",
             f"labels are a colour image {lab.shape} whose colour channels are equal: a grey label matrix"
-            f" saved as RGB{limit}",
+            " saved as RGB, which holds at most 255 objects and loses any label above 255",
             "save the label matrix as a one-channel image (a 16-bit TIFF or PNG) from your annotation tool",
         )
     if lab.ndim == dim + 1 and lab.shape[-1] in (3, 4):

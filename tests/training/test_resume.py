@@ -85,6 +85,9 @@ class CpuDataParallel(torch.nn.DataParallel):
     def save_model(self, filename):
         self.module.save_model(filename)
 
+    def forward(self, *inputs, **kwargs):  # on the CPU even where torch sees GPUs (it would move the module)
+        return self.module(*inputs, **kwargs)
+
 
 def same_weights(a, b) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

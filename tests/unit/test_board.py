@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import tensorboard_events
 
-from omnitrain.board import OVERLAY, SCALARS, VALIDATION, TrainingBoard, run_folder
+from omnitrain.board import OVERLAY, SCALARS, VALIDATION, TrainingBoard, overlay, run_folder
 
 pytest.importorskip("tensorboard")
 
@@ -15,10 +17,17 @@ def row(epoch, loss):
     return {"epoch": epoch, "loss": loss, "learning_rate": 0.1, "seconds": 0.5 + epoch}
 
 
-def test_the_run_is_named_by_experiment_and_fold_below_the_model_folder(tmp_path):
-    model = tmp_path / "models/0123456789ab"
-    assert run_folder(model, {"experiment": "base", "fold": None}) == model / "tensorboard/base"
-    assert run_folder(model, {"experiment": "raw", "fold": 2}) == model / "tensorboard/raw-fold2"
+def test_the_run_is_in_the_model_version_folder():
+    assert run_folder("results/models/0123456789ab") == Path("results/models/0123456789ab/tensorboard")
+
+
+@pytest.mark.parametrize("shape", [(20, 30), (5, 20, 30)], ids=["2D", "3D"])
+def test_the_overlay_is_an_rgb_picture_of_the_image_or_the_middle_plane(shape):
+    masks = np.zeros(shape, np.int32)
+    masks[..., 2:8, 3:9] = 1
+    picture = overlay(np.random.default_rng(0).random(shape), masks)
+    assert picture.shape == (20, 30, 3) and picture.dtype == np.uint8
+    assert not np.array_equal(picture[4, 5], picture[15, 20]), "the object is coloured"
 
 
 def test_epochs_scores_and_overlays_at_their_steps(tmp_path):
@@ -51,3 +60,15 @@ def test_a_resumed_training_continues_its_steps_without_repeating_any(tmp_path):
     assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2, "the resumed part appends a file"
     steps = [(e.step, e.value) for e in tensorboard_events(tmp_path).Scalars(SCALARS["loss"])]
     assert steps == [(0, 10.0), (1, 11.0), (2, 12.0), (3, 23.0), (4, 24.0), (5, 25.0)]
+
+
+def test_a_training_that_starts_over_hides_what_a_killed_part_wrote(tmp_path):
+    """Killed before its first checkpoint: the next part starts at epoch 0, and only its epochs show."""
+    with TrainingBoard(tmp_path) as board:
+        for epoch in range(3):
+            board.epoch(row(epoch, 10.0 + epoch))
+    with TrainingBoard(tmp_path) as board:
+        for epoch in range(2):
+            board.epoch(row(epoch, 20.0 + epoch))
+    steps = [(e.step, e.value) for e in tensorboard_events(tmp_path).Scalars(SCALARS["loss"])]
+    assert steps == [(0, 20.0), (1, 21.0)]

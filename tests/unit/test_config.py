@@ -292,5 +292,6 @@ def test_several_gpus_without_dataparallel_are_refused_with_the_fix(base):
     assert "set dataparallel: true" in message
     on_cpu = {**base, "dataparallel": True, "use_gpu": False, "resources": {"train_gpus": 4}}
     assert "with use_gpu: false" in refused(on_cpu)
+    assert "nothing to split" in refused({**base, "dataparallel": True})
     config = check_config({**base, "dataparallel": True, "resources": {"train_gpus": 4}})
     assert config["dataparallel"] is True and config["resources"]["train_gpus"] == 4

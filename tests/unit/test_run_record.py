@@ -94,11 +94,32 @@ def test_a_record_runs_from_the_first_epoch_and_is_completed_at_the_end(tmp_path
     assert done["summary"]["min_loss_raw"] == 0.5 and done["summary"]["total_epochs_completed"] == 3
     assert list(losses) == OMNIPOSE_HISTORY and losses["epoch"] == [0, 0, 1, 1, 2]
     assert losses["learning_rate"] == [0.1, 0.1, 0.2, 0.2, 0.2] and losses["epoch_loss"] == [None] * 5
-    # A resumed training (a new RunRecord on the same files) keeps the first part's start and id.
-    again = RunRecord(tmp_path, "m", lambda: described, save_every=2)
-    again.epoch(3, [(0.9, 6.0)], 0.2)
-    resumed = json.loads(run.read_text())
-    assert resumed["status"] == "running" and resumed["started_at"] == first["started_at"]
-    assert resumed["run_id"] == first["run_id"]
-    again.finish("failed")
-    assert json.loads(run.read_text())["status"] == "failed"
+
+
+def test_a_resumed_training_keeps_its_first_parts_batches_start_and_id(tmp_path):
+    described = {k: {} for k in ("hyperparameters", "model", "dataset", "hardware", "provenance")}
+    run, history = record_paths(tmp_path, "m")
+    killed = RunRecord(tmp_path, "m", lambda: described, save_every=2)
+    for epoch in range(3):  # the history is written after epoch 1; epoch 2 is lost with the kill
+        killed.epoch(epoch, [(10.0 + epoch, 1.0), (20.0 + epoch, 2.0)], 0.1)
+    first = json.loads(run.read_text())
+    resumed = RunRecord(tmp_path, "m", lambda: described, save_every=2, resumed_at=2)
+    for epoch in range(
+        4
+    ):  # the resume replays epochs 0 and 1 (their losses from the checkpoint), trains 2, 3
+        resumed.epoch(epoch, [(0.5, 9.0)] if epoch < 2 else [(30.0 + epoch, 9.0)], 0.2)
+    resumed.finish("completed")
+    done, losses = json.loads(run.read_text()), json.loads(history.read_text())
+    assert losses["epoch"] == [0, 0, 1, 1, 2, 3] and losses["train_loss"] == [
+        10.0,
+        20.0,
+        11.0,
+        21.0,
+        32.0,
+        33.0,
+    ]
+    assert (done["started_at"], done["run_id"]) == (first["started_at"], first["run_id"])
+    assert done["status"] == "completed" and done["summary"]["total_epochs_completed"] == 4
+    again = RunRecord(tmp_path, "m", lambda: described, save_every=2)  # starting over: a new run
+    again.epoch(0, [(1.0, 1.0)], 0.1)
+    assert json.loads(run.read_text())["started_at"] > first["started_at"], "its own start, not the old one's"

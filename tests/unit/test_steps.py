@@ -174,7 +174,7 @@ def test_no_workflow_script_reads_the_config():
         lines = script_reads_config(path)
         assert not lines, f"{path.name} reads the config at lines {lines}"
     # Nor does the library code that reads a job from the snakemake object for a script (from_snakemake):
-    # only steps.view_setting reads the config, and only the keys of VIEW_SETTINGS.
+    # only views.view_setting reads the config, and only the keys of VIEW_SETTINGS.
     for path in sorted((ROOT / "omnitrain").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.FunctionDef) and node.name == "from_snakemake":
@@ -242,3 +242,21 @@ def test_every_rule_script_is_thin():
         mains = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
         for main in mains:
             assert main.end_lineno - main.lineno + 1 <= 40, f"{script.name}: main() is longer than 40 lines"
+
+
+def test_a_models_version_covers_the_training_code_and_no_evaluation_or_step_table():
+    """The model's version covers the code train.py imports: a change to how evaluation, segmentation or the
+    results lock work, or to the step table, must not retrain models (and the live view and run records,
+    which the training imports, are drawn with their own code for that reason)."""
+    from omnitrain.hashing import PACKAGE, SCRIPTS, _imported_modules
+
+    files, todo = set(), [SCRIPTS / "train.py"]
+    while todo:
+        for name in _imported_modules(todo.pop()):
+            module = PACKAGE / f"{name}.py"
+            if module not in files:
+                files.add(module)
+                todo.append(module)
+    modules = {p.stem for p in files}
+    assert {"trainer", "training", "epochs", "board", "run_record", "monitor", "resume", "views"} <= modules
+    assert not modules & {"steps", "segment_image", "evaluation", "results_lock", "folders", "plan"}

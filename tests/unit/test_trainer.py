@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from omnitrain.trainer import omnipose_failure
-from omnitrain.training import limit_visible_gpus
+from omnitrain.trainer import limit_visible_gpus, omnipose_failure
 
 
 def raised_through(*files_and_functions):

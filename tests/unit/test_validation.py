@@ -164,16 +164,3 @@ def test_bacterial_phase_set_is_accepted():
     table, problems = run(BACT, mask_filter="_cp_masks")
     assert problems == []
     assert len(table) == 7 and table["objects"].min() >= 3
-
-
-@pytest.mark.parametrize(
-    ("dtype", "limit"), [(np.uint8, "at most 255 objects"), (np.uint16, "at most 65535 objects")]
-)
-def test_a_grey_label_matrix_saved_as_rgb_names_the_limit_of_its_bit_depth(tmp_path, dtype, limit):
-    folder = tmp_path / "train"
-    background(folder)
-    lab = cells(n=5).astype(dtype)
-    write_pair(folder, "grey", lab=np.stack([lab] * 3, axis=-1))
-    _, problems = run(folder)
-    (hit,) = [p for p in problems if p.code == "colour-labels"]
-    assert "colour channels are equal" in hit.what and limit in hit.what and "one-channel image" in hit.fix

@@ -150,12 +150,9 @@ def test_two_working_directories_on_one_results_folder_take_turns(tmp_path):
     config = {**TRAIN, "n_epochs": 8, "train_size": False, "pipeline": {"results": str(shared)}}
     (first / "run.yaml").write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "--cores", "2"]
+    log = (tmp_path / "first.log").open("w")  # a file, not a pipe: nobody reads it while the run goes on
     running = subprocess.Popen(
-        [*command, "--configfile", "run.yaml"],
-        cwd=first,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        [*command, "--configfile", "run.yaml"], cwd=first, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.time() + 300
     while running.poll() is None and time.time() < deadline and not list(shared.glob("logs/train/*.log")):
@@ -169,7 +166,9 @@ def test_two_working_directories_on_one_results_folder_take_turns(tmp_path):
     assert f"in {first}, since" in refused.stderr and "pipeline.results" in refused.stderr
     assert "Traceback" not in refused.stderr and "WorkflowError" not in refused.stderr
     assert "localrule" not in refused.stderr, "no job of the second run started"
-    assert running.wait(timeout=600) == 0, running.stderr.read()[-3000:]
+    code = running.wait(timeout=600)
+    log.close()
+    assert code == 0, (tmp_path / "first.log").read_text()[-3000:]
     v1 = (shared / "latest.txt").read_text().strip()
     again = run_snakemake(second, {**config, "learning_rate": 0.05})
     assert again.returncode == 0, again.stderr[-3000:]

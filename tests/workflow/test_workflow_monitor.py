@@ -61,7 +61,7 @@ def test_scored_epochs_are_in_the_log_the_table_the_picture_and_the_card(monitor
 def test_tensorboard_shows_every_epoch_and_the_scorings_at_their_steps(monitored_run):
     v = latest(monitored_run)
     losses = pd.read_csv(v / "model/losses.tsv", sep="\t")
-    events = tensorboard_events(v / "model/tensorboard/base")  # named by experiment (and fold) in its version
+    events = tensorboard_events(v / "model/tensorboard")  # in the model version's folder
     assert_logged(events, "train/loss", losses.epoch, losses.loss)
     assert_logged(events, "train/learning_rate", losses.epoch, losses.learning_rate)
     assert_logged(

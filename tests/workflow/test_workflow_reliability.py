@@ -24,10 +24,13 @@ pytestmark = pytest.mark.workflow
 
 
 def results_files(work):
-    """Every file under results/ that is not a log."""
+    """Every file under results/ but logs and the run's hold on the folder (omnitrain/results_lock.py)."""
     results = work / "results"
+    locks = {results / ".pipeline.lock", results / ".segment.lock"}
     return sorted(
-        str(p.relative_to(results)) for p in results.rglob("*") if p.is_file() and "logs" not in p.parts
+        str(p.relative_to(results))
+        for p in results.rglob("*")
+        if p.is_file() and "logs" not in p.parts and p not in locks
     )
 
 

@@ -352,7 +352,7 @@ def test_killed_training_resumes_from_its_checkpoint(changed, sig):
     losses = pd.read_csv(model_dir / "losses.tsv", sep="\t")
     assert list(losses["epoch"]) == list(range(n_epochs)) and np.isfinite(losses["loss"]).all()
     # TensorBoard: the killed part's events after its checkpoint are hidden, the resumed part's follow on
-    assert_logged(tensorboard_events(model_dir / "tensorboard/base"), "train/loss", losses.epoch, losses.loss)
+    assert_logged(tensorboard_events(model_dir / "tensorboard"), "train/loss", losses.epoch, losses.loss)
     # the table keeps 5 decimals: equal to the checkpoint's losses within that rounding
     np.testing.assert_allclose(losses["loss"].iloc[:saved], checkpoint["losses"], rtol=0, atol=1e-5)
     assert not (model_dir / "checkpoint.pt").exists(), "removed once training is complete"

@@ -10,7 +10,7 @@ from snakemake.logging import logger
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
 
-from omnitrain.folders import ResultsInUse, hold_results
+from omnitrain.results_lock import ResultsInUse, hold_results
 from omnitrain.layout import batch_table
 from omnitrain.plan import Plan, PlanError
 from omnitrain.segment_plan import SegmentPlanner
@@ -79,7 +79,8 @@ def gpus_of(step):
 
 def gpu_jobs_of(step):
     """1 for a GPU job: the local profile's gpu_jobs=1 runs one at a time. A counter apart from ``gpu``: a
-    global limit on ``gpu`` would also cap what a cluster job asks for (the local profile applies there too)."""
+    global limit on ``gpu`` would also cap what a cluster job asks for (the local profile applies there too).
+    """
     return lambda wildcards, attempt: min(run_of(step, wildcards).gpus(step), 1)
 
 
@@ -139,7 +140,7 @@ onstart:
     # Snakemake's lock is per working directory: runs from two of them that share one results folder would both
     # write its registry. The second is refused until the first ends (segmenting holds a lock of its own).
     try:
-        hold_results(RESULTS, workflow.dag_settings.targets)
+        hold_results(RESULTS, workflow.dag_settings.targets, logger.warning)
     except ResultsInUse as exc:
         refuse(str(exc))
     # A training label that is still a draft's bytes: said before a training on it (the registered version's

@@ -54,7 +54,6 @@ rule train:
         monitor_off=by_run(MODEL, lambda run: run.monitor_off),
         model=by_run(MODEL, lambda run: run.model),
         best=by_run(MODEL, lambda run: run.best_model if run.monitored else None),
-        run=by_run(MODEL, lambda run: run.data["run"]),
     script:
         "../scripts/train.py"
 

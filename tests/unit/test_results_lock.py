@@ -1,4 +1,4 @@
-"""omnitrain/folders.py: the results folder held by one run at a time."""
+"""omnitrain/results_lock.py: the results folder held by one run at a time."""
 
 from __future__ import annotations
 
@@ -8,12 +8,10 @@ import sys
 
 import pytest
 
-from omnitrain.folders import ResultsInUse, hold_results
+from omnitrain.results_lock import ResultsInUse, hold_results
 
-HOLD = (
-    "import sys, time; from omnitrain.folders import hold_results; hold_results(sys.argv[1], sys.argv[2:]);"
-)
-HOLD += "print('held', flush=True); time.sleep(600)"
+HOLD = "import sys, time; from omnitrain.results_lock import hold_results;"
+HOLD += "hold_results(sys.argv[1], sys.argv[2:]); print('held', flush=True); time.sleep(600)"
 
 
 def holder(results, *targets):
@@ -51,3 +49,11 @@ def test_segmenting_holds_its_own_lock_and_a_run_of_both_holds_both(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_results_folder_that_cannot_be_written_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ResultsInUse) as refused:
+        hold_results(tmp_path / "file" / "results", set())  # below a file: no folder can be made there
+    message = str(refused.value)
+    assert "cannot write in the results folder" in message and "pipeline.results" in message
