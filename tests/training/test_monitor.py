@@ -203,7 +203,7 @@ def test_validation_ap_sums_objects_over_images_like_the_heldout_summary():
     two = ValidationSet([vs.images[0]] * 2, [lab, lab[:64]], [None, None], ["a", "b"])
     worse = lab.copy()
     worse[np.isin(worse, np.unique(lab)[1:4])] = 0  # three objects missed in the first image
-    ap50, mean_ap = validation_ap(Segments([worse, lab[:64]]), two, None, 0)
+    ap50, mean_ap, _ = validation_ap(Segments([worse, lab[:64]]), two, None, 0)
     n = len(np.unique(lab)) - 1 + len(np.unique(lab[:64])) - 1
     assert ap50 == pytest.approx((n - 3) / n) and 0 < mean_ap <= ap50
 
