@@ -6,7 +6,7 @@ Omnipose main writes them (kevinjohncutler/omnipose, src/omnipose/models/run_met
 
 Omnipose 1.1.4, which trains here, writes neither, so the pipeline writes them from its hooks on the loop
 (omnitrain/epochs.py): the run record when the first epoch ends (status "running"), then "completed" or
-"failed" with the duration and the summary; the loss history at each epoch Omnipose saves and at the end.
+"failed" with the duration and the summary; the loss history every ``save_every`` epochs and at the end.
 Written here rather than by calling Omnipose 2's functions: that package is not on PyPI and cannot be
 installed beside 1.1.4 (both are ``omnipose``). Fields 1.1.4 has no counterpart for keep Omnipose 2's key with
 the value 1.1.4 behaves as (``compile`` false, ``affinity_field`` false); the per-component losses
@@ -199,12 +199,8 @@ class RunRecord:
         epoch a resumed training trains; the earlier parts' batches are kept from their history, and the
         epochs the resume replays are not added again."""
         self.run_path, self.history_path = record_paths(save_path, netstr)
-        self.netstr, self.describe, self.save_every, self.resumed_at = (
-            netstr,
-            describe,
-            save_every,
-            resumed_at,
-        )
+        self.netstr, self.describe = netstr, describe
+        self.save_every, self.resumed_at = save_every, resumed_at
         self.history = {k: [] for k in HISTORY_KEYS}
         if resumed_at:
             self.history = _earlier_history(self.history_path, resumed_at)
