@@ -18,6 +18,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/register.smk"
 include: "workflow/rules/segment.smk"
+include: "workflow/rules/export.smk"
 
 
 report: REPORT_INTRO
@@ -34,3 +35,10 @@ rule all:
 rule segment:
     input:
         segment_targets,
+
+
+# `snakemake export [--config export='{model: latest}']`: a BioImage Model Zoo package of a registered version,
+# tested with bioimageio.core (docs/export.md).
+rule export:
+    input:
+        export_targets,

@@ -20,6 +20,7 @@ from .config import ConfigError, check_config
 SHARED_KEYS = (
     "dir", "test_dir", "img_filter", "mask_filter", "look_one_level_down", "dim", "split", "pipeline",
     "experiments", "cross_validation", "leaderboard", "segment_dir", "segment_model", "segment_drafts",
+    "export",
 )  # fmt: skip
 BASE = "base"
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")

@@ -58,7 +58,7 @@ from .training import model_name, unfit_pretrained_files
 from .validation import naming_refusal
 
 #: The conda env files whose bytes are part of the versions of the steps that run in them.
-ENVS = ("preprocess", "omnipose")
+ENVS = ("preprocess", "omnipose", "export")
 #: Which per-image step prepares a source image of each role.
 IMAGE_STEP = {"train": TRAIN_IMAGE, "test": HELDOUT_IMAGE, "validation": MONITOR_IMAGE}
 ROOT = Path(__file__).resolve().parents[1]

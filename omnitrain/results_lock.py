@@ -22,14 +22,16 @@ _held: dict[str, int] = {}
 
 def hold_results(results: Path, targets, warn=None) -> None:
     """Take ``results`` for the run of Snakemake's ``targets`` in this process, or raise ResultsInUse naming
-    the run that holds it. `snakemake segment` takes a lock of its own, and every other target the pipeline's:
-    segmenting with one version while the next one trains stays possible.
+    the run that holds it. `snakemake segment` and `snakemake export` take locks of their own, and every
+    other target the pipeline's: segmenting with a version, or exporting it, while the next one trains stays
+    possible.
 
     A POSIX lock on ``<results>/.<kind>.lock``, held until this process ends: the system releases it when
     the process dies (kill -9 included), so no stale lock is ever left, and it works over NFS (lockd). A
     filesystem that cannot lock at all is said through ``warn`` (the run goes on unguarded)."""
     targets = set(targets)
-    kinds = ["segment"] * ("segment" in targets) + ["pipeline"] * bool(targets - {"segment"} or not targets)
+    own = [kind for kind in ("segment", "export") if kind in targets]
+    kinds = own + ["pipeline"] * bool(targets - set(own) or not targets)
     for kind in kinds:
         _hold(Path(results), kind, warn)
 

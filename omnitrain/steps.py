@@ -359,6 +359,12 @@ SEGMENT_RULES: tuple[Rule, ...] = (
     Rule("segment_set", "segment_set.py", "preprocess"),
     Rule("segment_latest", "segment_latest.py", "preprocess"),
 )
+#: The rules that package a registered version for the BioImage Model Zoo (``snakemake export``,
+#: omnitrain/export.py): keyed, like the segment rules, by the version and their own settings.
+EXPORT_RULES: tuple[Rule, ...] = (
+    Rule("export_model", "export_model.py", "export"),
+    Rule("export_latest", "export_latest.py", "preprocess"),
+)
 
 STEP = {s.name: s for s in STEPS}
 #: The step a rule belongs to (prepare_images belongs to both per-image steps: it has no single one).

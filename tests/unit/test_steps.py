@@ -12,7 +12,16 @@ from helpers import ROOT
 
 from omnitrain import steps
 from omnitrain.config import check_config, load_schema
-from omnitrain.steps import SEGMENT_RULES, STEP, STEPS, downstream, project, settings_of, step_versions
+from omnitrain.steps import (
+    EXPORT_RULES,
+    SEGMENT_RULES,
+    STEP,
+    STEPS,
+    downstream,
+    project,
+    settings_of,
+    step_versions,
+)
 
 ENVS = {"preprocess": "p" * 64, "omnipose": "o" * 64}
 
@@ -197,7 +206,7 @@ def rule_blocks():
 def test_every_rule_is_in_the_table_and_gets_exactly_its_steps_settings():
     blocks = rule_blocks()
     table = {r.name: s for s in STEPS for r in s.rules}
-    applying = {r.name: r for r in SEGMENT_RULES}
+    applying = {r.name: r for r in SEGMENT_RULES + EXPORT_RULES}
     assert set(blocks) == set(table) | set(applying), "rules and the step table disagree"
     for name, rule in applying.items():  # their settings are a registered version's, not the config's
         assert f'"../scripts/{rule.script}"' in blocks[name], f"rule {name}: script is not {rule.script}"

@@ -10,6 +10,9 @@ from snakemake.logging import logger
 # same folder to their own sys.path (they run in subprocesses, possibly in conda envs).
 sys.path.insert(0, workflow.basedir)
 
+from omnitrain import export
+from omnitrain.export import EXPORT_FOLDER, LATEST as EXPORT_LATEST, ExportError
+from omnitrain.hashing import code_digest
 from omnitrain.results_lock import ResultsInUse, hold_results
 from omnitrain.layout import batch_table
 from omnitrain.plan import Plan, PlanError
@@ -128,6 +131,44 @@ def segment_targets(wildcards):
     if plan is None:
         refuse(refusal)
     return SEGMENT.targets(plan)
+
+
+# `snakemake export` (workflow/rules/export.smk): planned on first use only, as segment is.
+_export_plan = []
+
+
+def export_plan():
+    """(the export plan, "") or (None, why not)."""
+    if not _export_plan:
+        try:
+            code = code_digest("export_model.py")
+            _export_plan.append((export.plan(PLAN.config, RESULTS, code, PLAN.envs["export"]), ""))
+        except ExportError as exc:
+            _export_plan.append((None, str(exc)))
+    return _export_plan[0]
+
+
+def export_job(wildcards):
+    """The export plan, for the export rules; a WorkflowError when there is none, or when the job's version
+    and key are not the plan's (export.model or its settings changed while this run was going on)."""
+    plan, refusal = export_plan()
+    if plan is None:
+        raise WorkflowError(refusal)
+    asked = (getattr(wildcards, "expmodel", plan["version"]), getattr(wildcards, "expkey", plan["key"]))
+    if asked != (plan["version"], plan["key"]):
+        raise WorkflowError(
+            f"exports/{asked[0]}/{asked[1]} is not what export.model and its settings give now: were they"
+            " changed while this run was going on? Run snakemake export again"
+        )
+    return plan
+
+
+def export_targets(wildcards):
+    """The target `snakemake export`: the package's folder and the pointer to it, refused at once in one message."""
+    plan, refusal = export_plan()
+    if plan is None:
+        refuse(refusal)
+    return [plan["folder"], f"{RESULTS}/{EXPORT_LATEST}"]
 
 
 # The report's first page: the primary run's version's own (written by register), else a page that says to
