@@ -280,8 +280,8 @@ registered {record["created"]}.
 `image`: one 2D image, {card["nchan"]} channel(s), batch x channel x y x x, float32, each side
 {MIN_SIZE} + {SIZE_STEP} n px. The package normalises each channel as Omnipose does: its {PERCENTILES[0]} and
 {PERCENTILES[1]} percentiles become 0 and 1, clipped to [0, 1]. Omnipose pads each side by {HALO} px by
-reflection before the network (and to a multiple of {SIZE_STEP}): the outputs declare that as a halo of {HALO} px
-with reflect padding. {scale}
+reflection before the network (and to a multiple of {SIZE_STEP}): the outputs declare that as a halo
+of {HALO} px with reflect padding. {scale}
 
 ## Outputs
 
