@@ -83,9 +83,13 @@ def run_snakemake(
     return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
-def dry_run_jobs(workdir: Path, config: dict, *targets: str, root: Path = ROOT) -> dict[str, int]:
-    """{rule: number of jobs} that a dry run would execute."""
-    run = run_snakemake(workdir, config, "-n", "--quiet", "rules", targets=targets, root=root)
+def dry_run_jobs(
+    workdir: Path, config: dict, *targets: str, root: Path = ROOT, goal: str | None = None
+) -> dict[str, int]:
+    """{rule: number of jobs} that a dry run would execute (of the target rule ``goal``, e.g. export, when
+    given; ``targets`` are --until rules of the default target)."""
+    goals = [goal] if goal else []
+    run = run_snakemake(workdir, config, *goals, "-n", "--quiet", "rules", targets=targets, root=root)
     assert run.returncode == 0, run.stderr
     jobs = {}
     text = run.stdout + run.stderr

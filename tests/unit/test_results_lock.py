@@ -51,6 +51,18 @@ def test_segmenting_holds_its_own_lock_and_a_run_of_both_holds_both(tmp_path):
         proc.wait()
 
 
+def test_exporting_holds_its_own_lock(tmp_path):
+    proc = holder(tmp_path / "results", "export")
+    try:
+        with pytest.raises(ResultsInUse):
+            hold_results(tmp_path / "results", {"export"})
+        hold_results(tmp_path / "results", {"all"})  # exporting one version while the next trains
+        hold_results(tmp_path / "results", {"segment"})
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_results_folder_that_cannot_be_written_is_refused_with_the_fix(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(ResultsInUse) as refused:

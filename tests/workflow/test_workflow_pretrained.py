@@ -208,3 +208,27 @@ def test_offline_download_names_the_url_and_path_and_trains_nothing(fine_tuned, 
     assert "Training from cyto2 did not start" in run.stderr and "Traceback" not in run.stderr
     assert sorted((work / "results/models").iterdir()) == models_before
     assert len(list((work / "results/pretrained").glob("*/pretrained.json"))) == 1, "cyto's only"
+
+
+def test_the_two_channel_model_exports_a_package_that_passes_bioimageio_test(fine_tuned):
+    """The package of a model with two channels (green then red, from RGB files): its test tensors have both,
+    and bioimageio.core reproduces them; its masks score as the pipeline's did."""
+    pytest.importorskip("bioimageio.core")
+    import zipfile
+
+    import yaml
+
+    work, tuned = fine_tuned
+    run = run_snakemake(work, tuned, "export")
+    assert run.returncode == 0, run.stderr[-4000:]
+    package = (work / "results/exports/latest.zip").resolve()
+    made = json.loads((package.parent / "export.json").read_text())
+    assert made["bioimageio_test"] == "passed"
+    with zipfile.ZipFile(package) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+        test_input = np.load(z.open(rdf["inputs"][0]["test_tensor"]["source"]))
+    assert rdf["inputs"][0]["axes"][1]["channel_names"] == ["channel0", "channel1"]
+    assert test_input.shape[:2] == (1, 2)
+    assert rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"]["nbase"][0] == 2
+    held_out = made["heldout"]
+    assert held_out["package"]["ap50"] == pytest.approx(held_out["pipeline"]["ap50"], abs=0.02)

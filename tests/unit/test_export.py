@@ -1,0 +1,142 @@
+"""omnitrain/export.py: the parts of a BioImage Model Zoo package that are arrays and paths (the package
+itself is made and tested through snakemake in tests/workflow/test_workflow_export.py)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from omnitrain import export
+from omnitrain.export import ExportError
+
+
+@pytest.mark.parametrize(("length", "size"), [(400, 256), (255, 240), (100, 96), (47, 32), (32, 32)])
+def test_test_crops_are_sizes_the_package_accepts(length, size):
+    assert export.valid_size(length) == size
+    assert (size - export.MIN_SIZE) % export.SIZE_STEP == 0
+
+
+def test_an_image_below_the_smallest_input_is_refused():
+    with pytest.raises(ExportError, match="31 px is below the package's smallest input, 32 px"):
+        export.valid_size(31)
+
+
+def test_the_middle_crop_is_cut_from_the_middle_of_each_side():
+    image = np.arange(2 * 100 * 60).reshape(2, 100, 60)
+    crop = export.middle_crop(image)
+    assert crop.shape == (2, 96, 48)
+    assert np.array_equal(crop, image[:, 2:98, 6:54])
+
+
+def test_padding_to_a_valid_size_is_omniposes_half_before_and_the_cut_undoes_it():
+    image = np.random.default_rng(0).random((1, 420, 380)).astype(np.float32)
+    padded, cut = export.pad_to_valid(image)
+    assert padded.shape == (1, 432, 384)  # 420 -> 432: 6 px before, 6 after; 380 -> 384: 2 and 2
+    assert np.array_equal(padded[cut], image)
+    assert np.array_equal(padded[0, 5, 2:-2], image[0, 1])  # reflection, as Omnipose's np.pad(mode="reflect")
+    small, cut = export.pad_to_valid(np.ones((1, 20, 40)))
+    assert small.shape == (1, 32, 48) and small[cut].shape == (1, 20, 40)
+
+
+def test_output_channels_name_omniposes_fields():
+    assert export.output_channels(3) == ["flow_y", "flow_x", "distance"]
+    assert export.output_channels(4) == ["flow_y", "flow_x", "distance", "boundary"]
+    with pytest.raises(ExportError, match="5 outputs"):
+        export.output_channels(5)
+
+
+def test_the_cover_is_twice_as_wide_as_high_the_plain_square_beside_the_overlay():
+    plain = np.zeros((40, 60, 3), np.uint8)
+    overlay = np.full((40, 60, 3), 200, np.uint8)
+    cover = export.cover_picture(plain, overlay)
+    assert cover.shape == (40, 80, 3)
+    assert (cover[:, :40] == 0).all() and (cover[:, 40:] == 200).all()
+
+
+def test_each_channel_is_normalised_on_its_own_as_omnipose_does():
+    rng = np.random.default_rng(1)
+    image = np.stack([rng.random((64, 64)) * 10, rng.random((64, 64)) * 1000 + 500]).astype(np.float32)
+    normalised = export.network_input(image)
+    assert normalised.shape == image.shape and normalised.dtype == np.float32
+    for channel in normalised:
+        assert channel.min() == 0 and channel.max() == 1  # clipped at the 0.01 and 99.99 percentiles
+
+
+@pytest.mark.parametrize("nclasses", [2, 3])
+def test_the_architecture_rebuilds_the_network_omnipose_makes_from_the_card(nclasses):
+    models = pytest.importorskip("cellpose_omni.models")
+    import torch
+    from cellpose_omni.resnet_torch import CPnet
+
+    card = {"nchan": 2, "nclasses": nclasses, "dim": 2}
+    model = models.CellposeModel(gpu=False, pretrained_model=False, omni=True, diam_mean=0, **card)
+    kwargs = export.architecture(model.net)
+    assert kwargs["nbase"] == [2, 32, 64, 128, 256] and kwargs["nout"] == export.card_nout(card)
+    json.dumps(kwargs)  # what rdf.yaml holds
+    rebuilt = CPnet(**kwargs)
+    rebuilt.load_state_dict(model.net.state_dict(), strict=True)
+    x = torch.rand(1, 2, 64, 64)
+    model.net.eval(), rebuilt.eval()
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x)[0], model.net(x)[0])
+
+
+def _register(results, version, created, dim=2, experiment="base"):
+    folder = results / "versions" / version
+    folder.mkdir(parents=True)
+    card = results / f"card_{version}.json"
+    card.write_text(json.dumps({"dim": dim}))
+    model = results / f"model_{version}"
+    model.write_text("")
+    prediction = {"train_size": False, "diameter": 0, "evaluation": {"use_size_model": True}}
+    record = {
+        "version": version,
+        "experiment": experiment,
+        "fold": None,
+        "created": created,
+        "model": {"selected": {"file": str(model)}},
+        "params": {"steps": {"heldout_image": {"dim": dim}, "prediction": prediction}},
+        "paths": {
+            "files": {"model_file": str(model), "card": str(card)},
+            "folders": {"heldout": str(results), "prediction": str(results)},
+        },
+    }
+    (folder / "record.json").write_text(json.dumps(record))
+    (results / "latest.txt").write_text(version)
+
+
+def test_the_plan_names_the_version_and_a_folder_keyed_by_settings_and_code(tmp_path):
+    results = tmp_path / "results"
+    _register(results, "aaaaaaaaaaaa", "2026-01-01")
+    _register(results, "bbbbbbbbbbbb", "2026-01-02", experiment="radam")
+    settings = {"model": "latest", "name": None, "authors": [], "license": "CC-BY-4.0", "tags": []}
+    plan = export.plan({"export": settings}, str(results), "code", "env")
+    assert plan["version"] == "bbbbbbbbbbbb"
+    assert plan["folder"] == f"{results}/exports/bbbbbbbbbbbb/{plan['key']}"
+    assert plan["files"]["record"] == f"{results}/versions/bbbbbbbbbbbb/record.json"
+    first = export.plan({"export": {**settings, "model": "aaaa"}}, str(results), "code", "env")
+    assert first["version"] == "aaaaaaaaaaaa"
+    keys = {
+        export.plan({"export": {**settings, **change}}, str(results), code, "env")["key"]
+        for change, code in [({}, "code"), ({"license": "MIT"}, "code"), ({}, "other code")]
+    }
+    assert len(keys) == 3  # the settings and the code decide the package
+    by_experiment = export.plan({"export": {**settings, "model": "radam"}}, str(results), "code", "env")
+    assert by_experiment["key"] == plan["key"]
+
+
+def test_a_version_that_is_not_there_or_not_2d_is_refused_with_what_to_do(tmp_path):
+    results = tmp_path / "results"
+    settings = {"model": "latest", "name": None, "authors": [], "license": "CC-BY-4.0", "tags": []}
+    with pytest.raises(ExportError, match="export.model: no version is registered .* run snakemake first"):
+        export.plan({"export": settings}, str(results), "code", "env")
+    _register(results, "cccccccccccc", "2026-01-01", dim=3)
+    with pytest.raises(ExportError, match="3D model: export makes packages of 2D models only"):
+        export.plan({"export": settings}, str(results), "code", "env")
+    with pytest.raises(ExportError, match="export.model: 'nope' matches no registered version"):
+        export.plan({"export": {**settings, "model": "nope"}}, str(results), "code", "env")
+    (results / "model_cccccccccccc").unlink()
+    with pytest.raises(ExportError, match="files are gone .* Name another version with export.model"):
+        export.plan({"export": settings}, str(results), "code", "env")
