@@ -85,6 +85,11 @@ def plan(config: dict, results: str, code: str, env: str) -> dict:
             f"version {version}'s files are gone ({', '.join(missing)}): removed by hand? Name another"
             f" version with export.model (see {results}/registry.tsv)"
         )
+    if not record.get("data", {}).get("test_images"):
+        raise ExportError(
+            f"version {version} has no held-out images: a package's test tensors, cover and scores come from"
+            " them; name a version scored on held-out images with export.model"
+        )
     card = json.loads(Path(files["card"]).read_text())
     if card["dim"] != 2:
         raise ExportError(
@@ -264,7 +269,8 @@ def documentation(
     package_line = (
         f" Run this way by bioimageio.core on the {package['images']} held-out image(s), this package scores"
         f" AP@0.5 {package['ap50']:.3f} and mean AP {package['mean_ap']:.3f}; the pipeline's own masks scored"
-        f" {record['scores']['summary']['ap50']:.3f} and {record['scores']['summary']['mean_ap']:.3f}."
+        f" {record['scores']['summary']['ap50']:.3f} and {record['scores']['summary']['mean_ap']:.3f}"
+        + (" (with its size model's rescaling, which the package's run had not)." if rescaled else ".")
         if package
         else ""
     )
@@ -372,11 +378,38 @@ STAGED = {
 }
 
 
+#: The description's fields that come from the config's export settings.
+SETTING_FIELDS = ("name", "description", "authors", "license", "tags")
+
+
 def describe(staged: Path, meta: dict):
     """The zoo's model description (bioimageio.spec, model format 0.5) of the files in ``staged``.
 
     ``meta``: name, description, authors, license, tags, architecture (CPnet's kwargs), torch (version),
-    nchan, outputs (channel names)."""
+    nchan, outputs (channel names). Export settings that bioimageio.spec rejects (a license that is no SPDX
+    id, an author's malformed ORCID) raise an ExportError naming the config keys."""
+    from pydantic import ValidationError
+
+    try:
+        return _describe(staged, meta)
+    except ValidationError as exc:
+        rejected = [e for e in exc.errors() if e["loc"] and e["loc"][0] in SETTING_FIELDS]
+        if not rejected:
+            raise
+        said = {}
+        for e in rejected:
+            key = "export." + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in e["loc"])[1:]
+            if e["loc"][0] == "license":  # pydantic lists every SPDX id it knows, three times
+                key = "export.license"
+                message = f"{meta['license']!r} is no SPDX license id (CC-BY-4.0, MIT, BSD-3-Clause, ...)"
+            else:
+                message = e["msg"].removeprefix("Value error, ")
+            said.setdefault(key, message)
+        problems = "; ".join(f"{key}: {message}" for key, message in said.items())
+        raise ExportError(f"the Model Zoo format refuses {problems}: correct it in the config") from None
+
+
+def _describe(staged: Path, meta: dict):
     from bioimageio.spec.model import v0_5 as v
 
     def file(key):
@@ -457,7 +490,7 @@ def describe(staged: Path, meta: dict):
         name=meta["name"],
         description=meta["description"],
         covers=[file("cover")],
-        authors=[v.Author(**a) for a in meta["authors"]],
+        authors=meta["authors"],
         cite=[
             v.CiteEntry(text=c["text"], doi=v.Doi(c["doi"])) for c in (OMNIPOSE_CITATION, CELLPOSE_CITATION)
         ],

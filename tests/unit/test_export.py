@@ -83,7 +83,7 @@ def test_the_architecture_rebuilds_the_network_omnipose_makes_from_the_card(ncla
         assert torch.equal(rebuilt(x)[0], model.net(x)[0])
 
 
-def _register(results, version, created, dim=2, experiment="base"):
+def _register(results, version, created, dim=2, experiment="base", test_images=3):
     folder = results / "versions" / version
     folder.mkdir(parents=True)
     card = results / f"card_{version}.json"
@@ -96,6 +96,7 @@ def _register(results, version, created, dim=2, experiment="base"):
         "experiment": experiment,
         "fold": None,
         "created": created,
+        "data": {"test_images": test_images},
         "model": {"selected": {"file": str(model)}},
         "params": {"steps": {"heldout_image": {"dim": dim}, "prediction": prediction}},
         "paths": {
@@ -137,6 +138,57 @@ def test_a_version_that_is_not_there_or_not_2d_is_refused_with_what_to_do(tmp_pa
         export.plan({"export": settings}, str(results), "code", "env")
     with pytest.raises(ExportError, match="export.model: 'nope' matches no registered version"):
         export.plan({"export": {**settings, "model": "nope"}}, str(results), "code", "env")
+    _register(results, "dddddddddddd", "2026-01-02", test_images=0)
+    with pytest.raises(ExportError, match="dddddddddddd has no held-out images"):
+        export.plan({"export": settings}, str(results), "code", "env")
     (results / "model_cccccccccccc").unlink()
     with pytest.raises(ExportError, match="files are gone .* Name another version with export.model"):
-        export.plan({"export": settings}, str(results), "code", "env")
+        export.plan({"export": {**settings, "model": "cccc"}}, str(results), "code", "env")
+
+
+def _staged(folder):
+    """A staging folder with files of the shapes a package of a 1-channel model has (none is a real model)."""
+    import imageio.v3 as iio
+    import tifffile
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)  # values: bioimageio.spec refuses all-zero test outputs
+    arrays = {
+        "test_input": rng.random((1, 1, 32, 32), np.float32),
+        "test_flows": rng.random((1, 3, 32, 32), np.float32),
+        "test_style": rng.random((1, 256), np.float32),
+    }
+    for key, array in arrays.items():
+        np.save(folder / export.STAGED[key], array)
+        tifffile.imwrite(folder / export.STAGED[key.replace("test_", "sample_")], array)
+    iio.imwrite(folder / export.STAGED["cover"], np.zeros((16, 32, 3), np.uint8))
+    for key in ("weights", "torchscript", "documentation", "environment", "record"):
+        (folder / export.STAGED[key]).write_text("# a stand-in\n")
+    return folder
+
+
+META = {
+    "name": "a model",
+    "description": "a test",
+    "authors": [{"name": "Ada Tester"}],
+    "license": "CC-BY-4.0",
+    "tags": ["bacteria"],
+    "architecture": {"nbase": [1, 32, 64, 128, 256], "nout": 3},
+    "torch": "2.14.1",
+    "nchan": 1,
+    "outputs": ["flow_y", "flow_x", "distance"],
+    "training": {"training_epochs": 1.0},
+}
+
+
+def test_the_description_is_a_valid_model_0_5_and_refused_settings_name_their_config_keys(tmp_path):
+    pytest.importorskip("bioimageio.spec")
+    staged = _staged(tmp_path / "staged")
+    described = export.describe(staged, META)
+    assert described.format_version.startswith("0.5.") and described.authors[0].name == "Ada Tester"
+    assert [t.id for t in described.outputs] == ["flows", "style"]
+    with pytest.raises(ExportError) as refused:
+        export.describe(staged, {**META, "license": "my own licence"})
+    assert "export.license" in str(refused.value) and "correct it in the config" in str(refused.value)
+    with pytest.raises(ExportError, match=r"export\.authors\[0\]\.orcid"):
+        export.describe(staged, {**META, "authors": [{"name": "Ada Tester", "orcid": "0000-0000-0000-0000"}]})

@@ -43,7 +43,10 @@ def stage(job, staged: Path, log):
     net = model.net.eval()
     pair = discover(files["heldout"]).pairs[0]
     held_out = export.channels_first(read_array(pair.image), card["nchan"]).astype(np.float32)
-    test_input = export.middle_crop(held_out)[None]
+    try:
+        test_input = export.middle_crop(held_out)[None]
+    except ExportError as exc:
+        raise ExportError(f"{pair.image}: {exc}: name a version with larger held-out images") from None
     flows, style = export.network_output(model, test_input[0])
     log.info(f"test tensors: the middle {test_input.shape[-2]} x {test_input.shape[-1]} px of {pair.image}")
     for key, array in (("test_input", test_input), ("test_flows", flows), ("test_style", style)):
