@@ -23,7 +23,7 @@ import numpy as np
 
 from .hashing import version_id
 from .registry import RegistryProblem, resolve
-from .segmentation import model_files, model_settings
+from .segmentation import SegmentError, model_files, model_settings
 
 #: Below the results folder: one package of one version, keyed by the export settings and code.
 EXPORT_FOLDER = "exports/{model}/{key}"
@@ -67,18 +67,26 @@ def plan(config: dict, results: str, code: str, env: str) -> dict:
     """What `snakemake export` makes: the version ``export.model`` names, its files, the package's folder."""
     settings = dict(config["export"])
     name = str(settings.pop("model"))
+    check_settings(settings)
     try:
         record = resolve(results, name, experiments=True)
     except RegistryProblem as exc:
         raise ExportError(f"export.model: {exc}") from None
     version = record["version"]
-    files = model_files(record)
-    folders = record["paths"]["folders"]
-    files.update(
-        record=f"{results}/versions/{version}/record.json",
-        heldout=folders["heldout"],
-        predictions=folders["prediction"],
-    )
+    try:
+        files = model_files(record)
+        folders = record["paths"]["folders"]
+        files.update(
+            record=f"{results}/versions/{version}/record.json",
+            heldout=folders["heldout"],
+            predictions=folders["prediction"],
+        )
+        prediction = model_settings(record)["prediction"]
+    except (SegmentError, KeyError):
+        raise ExportError(
+            f"export.model: version {version} was registered before its settings and folders were recorded"
+            " (December 2026): it cannot be exported; name a newer version (see registry.tsv)"
+        ) from None
     missing = [str(f) for f in files.values() if f and not Path(f).exists()]
     if missing:
         raise ExportError(
@@ -102,7 +110,7 @@ def plan(config: dict, results: str, code: str, env: str) -> dict:
         "key": key,
         "folder": f"{results}/{EXPORT_FOLDER.format(model=version, key=key)}",
         "settings": settings,
-        "prediction": model_settings(record)["prediction"],
+        "prediction": prediction,
         "files": files,
     }
 
@@ -130,6 +138,21 @@ def middle_crop(image: np.ndarray, at_most: int = TEST_SIZE) -> np.ndarray:
         start = (length - size) // 2
         out = np.take(out, np.arange(start, start + size), axis=axis)
     return out
+
+
+def pick_test_image(pairs, nchan: int):
+    """(the first held-out pair whose image is at least MIN_SIZE px on each side, that image channels first
+    as float32): the test tensors and the cover come from it."""
+    from .imageio import read_array
+
+    for pair in pairs:
+        image = channels_first(read_array(pair.image), nchan).astype(np.float32)
+        if min(image.shape[-2:]) >= MIN_SIZE:
+            return pair, image
+    raise ExportError(
+        f"no held-out image is {MIN_SIZE} px or more on each side ({', '.join(p.image.name for p in pairs)}):"
+        " the package's test tensors are cut from one; name a version with larger held-out images"
+    )
 
 
 def pad_to_valid(image: np.ndarray) -> tuple[np.ndarray, tuple[slice, ...]]:
@@ -163,6 +186,14 @@ def network_output(model, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     own network call (``model.network``, what CellposeModel.eval runs on each padded image)."""
     flows, style = model.network(network_input(image)[None])
     return np.asarray(flows, dtype=np.float32), np.asarray(style, dtype=np.float32)
+
+
+def pipeline_flows(model, image: np.ndarray) -> np.ndarray:
+    """(nout, y, x): the network's output on a (channels, y, x) image as the pipeline's Omnipose call computes
+    it (CellposeModel.eval at the image's own scale: Omnipose's normalisation, then its padding, network and
+    cut, ``_run_nets`` of cellpose_omni 1.1.4)."""
+    flows, _ = model._run_nets(np.moveaxis(network_input(image), 0, -1), net_avg=False, tile=False)
+    return np.moveaxis(np.asarray(flows, dtype=np.float32), -1, 0)
 
 
 def architecture(net) -> dict:
@@ -214,24 +245,26 @@ def package_flows(description, image: np.ndarray) -> np.ndarray:
     return out.members["flows"].data.values[0][cut]
 
 
-def cover_picture(plain: np.ndarray, overlay: np.ndarray) -> np.ndarray:
+def cover_picture(plain: np.ndarray, overlay: np.ndarray, at_most: int = 400) -> np.ndarray:
     """RGB uint8, twice as wide as high (the zoo's cover shape): the middle square of the image as drawn
-    without its masks beside the same square of its overlay (both RGB, one size)."""
+    without its masks beside the same square of its overlay (both RGB, one size), at most ``at_most`` px high
+    (every n-th pixel: the zoo asks for covers below 500 kB)."""
     side = min(plain.shape[:2])
     y, x = (plain.shape[0] - side) // 2, (plain.shape[1] - side) // 2
-    square = (slice(y, y + side), slice(x, x + side))
+    step = -(-side // at_most)
+    square = (slice(y, y + side, step), slice(x, x + side, step))
     return np.concatenate([plain[square][..., :3], overlay[square][..., :3]], axis=1)
 
 
-def conda_environment(packages: dict) -> str:
-    """The package's environment (the pytorch_state_dict weights import cellpose_omni): the versions the model
-    was trained with."""
-    torch = packages.get("torch", "2.14.1")
+def conda_environment(versions: dict) -> str:
+    """The package's environment (its pytorch_state_dict weights import cellpose_omni): the torch and Omnipose
+    the model was trained with (the model card's, without a local build tag such as +cu130, which PyPI has
+    not), and ncolor, which Omnipose 1.1.4 imports without requiring it."""
+    pins = {name: str(versions[name]).split("+")[0] for name in ("torch", "omnipose", "ncolor")}
     return (
         "name: omnipose\nchannels:\n  - conda-forge\n  - nodefaults\n"
-        "dependencies:\n  - python=3.11\n  - pip\n"
-        f"  - pip:\n      - torch=={torch}\n      - omnipose=={packages.get('omnipose', '1.1.4')}\n"
-        f"      - ncolor=={packages.get('ncolor', '1.5.3')}\n"
+        "dependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
+        + "".join(f"      - {name}=={version}\n" for name, version in pins.items())
     )
 
 
@@ -254,7 +287,8 @@ def documentation(
     record: dict, card: dict, prediction: dict, test_image: str, name: str, package: dict | None = None
 ) -> str:
     """The package's README.md: inputs, outputs, how masks are made, the held-out validation (``package``: the
-    package's own scores on the held-out images, :func:`package_scores`), the training."""
+    package run by bioimageio.core on the held-out images: images, ap50, mean_ap, and per image its flows'
+    max_difference from the pipeline's and their range), the training."""
     ev = prediction["evaluation"]
     channels = output_channels(card_nout(card), card["dim"])
     data, settings = record["data"], card["settings"]
@@ -266,14 +300,18 @@ def documentation(
         else "This version was trained and scored at the images' own scale: give images at that scale."
     )
     boundary = "\n- `boundary`: boundary logits (nclasses 3)." if "boundary" in channels else ""
-    package_line = (
-        f" Run this way by bioimageio.core on the {package['images']} held-out image(s), this package scores"
-        f" AP@0.5 {package['ap50']:.3f} and mean AP {package['mean_ap']:.3f}; the pipeline's own masks scored"
-        f" {record['scores']['summary']['ap50']:.3f} and {record['scores']['summary']['mean_ap']:.3f}"
-        + (" (with its size model's rescaling, which the package's run had not)." if rescaled else ".")
-        if package
-        else ""
-    )
+    package_line = ""
+    if package:
+        worst = max(package["flows"].values(), key=lambda d: d["max_difference"] / max(d["range"], 1e-12))
+        pipeline = record["scores"]["summary"]
+        package_line = (
+            f" Run this way by bioimageio.core on the {package['images']} held-out image(s), this package"
+            f" scores AP@0.5 {package['ap50']:.3f} and mean AP {package['mean_ap']:.3f}; the pipeline's own"
+            f" masks scored {pipeline['ap50']:.3f} and {pipeline['mean_ap']:.3f}"
+            + (" (with its size model's rescaling, which the package's run had not)" if rescaled else "")
+            + f". Its flows differ from the pipeline's by at most {worst['max_difference']:.3g} (of a range"
+            f" of {worst['range']:.3g})."
+        )
     return f"""# {name}
 
 An [Omnipose](https://github.com/kevinjohncutler/omnipose) network (Omnipose {card["versions"]["omnipose"]},
@@ -296,8 +334,7 @@ of {HALO} px with reflect padding. {scale}
   skeleton.
 - `distance`: the distance field, positive inside objects (`mask_threshold` applies to it).{boundary}
 
-`style`: Cellpose's style vector (256 values) before Omnipose divides it by its norm (the size model reads the
-divided one).
+`style`: Cellpose's style vector (256 values, norm 1), which Omnipose's size model reads.
 
 ## From outputs to masks
 
@@ -325,18 +362,23 @@ masks = compute_masks(
 )[0]
 ```
 
-The pipeline itself normalises before padding; the zoo pads first, so its percentiles also see the padding,
-and its outputs differ from the pipeline's a little near the borders.{package_line}
+The outputs are not quite the pipeline's: Omnipose normalises the image, then pads it by reflection in one
+step (8 px each side and up to 15 more to a multiple of 16); here the image is padded to a size the package
+accepts, then bioimageio.core pads its halo and normalises the padded image (its percentiles see the
+padding).{package_line} Omnipose also leaves a channel unnormalised when its 1st and 99th percentiles are
+within 0.001 of each other; the package scales every channel.
 
 ## Validation
 
 Scored by the pipeline on {data["test_images"]} held-out image(s) with {data["test_objects"]} labelled
-objects, never trained on (Omnipose's average precision at IoU thresholds, the masks made as above):
+objects, never trained on (average precision at IoU thresholds; masks made by Omnipose's reconstruction with
+the settings above):
 
 {_scores_table(record["scores"])}
 
-The test tensors are the middle of the held-out image `{test_image}`; the cover shows that image and its
-masks.
+The test tensors are the middle of the held-out image `{test_image}` and the network's output on it as
+Omnipose computes it, without its padding (both weight formats reproduce it); the cover shows that image and
+its masks.
 
 ## Training
 
@@ -386,27 +428,68 @@ def describe(staged: Path, meta: dict):
     """The zoo's model description (bioimageio.spec, model format 0.5) of the files in ``staged``.
 
     ``meta``: name, description, authors, license, tags, architecture (CPnet's kwargs), torch (version),
-    nchan, outputs (channel names). Export settings that bioimageio.spec rejects (a license that is no SPDX
-    id, an author's malformed ORCID) raise an ExportError naming the config keys."""
+    nchan, outputs (channel names). Export settings that bioimageio.spec rejects raise an ExportError naming
+    the config keys (:func:`check_settings` finds them before the job)."""
     from pydantic import ValidationError
 
     try:
         return _describe(staged, meta)
     except ValidationError as exc:
-        rejected = [e for e in exc.errors() if e["loc"] and e["loc"][0] in SETTING_FIELDS]
-        if not rejected:
+        refusal = _refusal([e for e in exc.errors() if e["loc"] and e["loc"][0] in SETTING_FIELDS], meta)
+        if refusal is None:
             raise
-        said = {}
-        for e in rejected:
-            key = "export." + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in e["loc"])[1:]
-            if e["loc"][0] == "license":  # pydantic lists every SPDX id it knows, three times
-                key = "export.license"
-                message = f"{meta['license']!r} is no SPDX license id (CC-BY-4.0, MIT, BSD-3-Clause, ...)"
-            else:
-                message = e["msg"].removeprefix("Value error, ")
-            said.setdefault(key, message)
-        problems = "; ".join(f"{key}: {message}" for key, message in said.items())
-        raise ExportError(f"the Model Zoo format refuses {problems}: correct it in the config") from None
+        raise refusal from None
+
+
+def check_settings(settings: dict) -> None:
+    """Raise an ExportError naming each export setting the Model Zoo format refuses (a name with other
+    characters than letters, digits, spaces and _+-(), a license that is no SPDX id, a malformed ORCID...),
+    checked as bioimageio.spec checks a description, without its network checks. Without bioimageio.spec
+    installed here (the export job's environment has it) nothing is checked before the job."""
+    try:
+        from bioimageio.spec import ValidationContext
+        from bioimageio.spec.model import v0_5 as v
+    except ImportError:
+        return
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    errors = []
+    for key in SETTING_FIELDS:
+        if settings.get(key) is None:
+            continue  # null: the export's own
+        field = v.ModelDescr.model_fields[key]
+        try:
+            with ValidationContext(perform_io_checks=False):
+                TypeAdapter(Annotated[(field.annotation, *field.metadata)]).validate_python(settings[key])
+        except ValidationError as exc:
+            errors += [{**e, "loc": (key, *(k for k in e["loc"] if isinstance(k, int) or k in _SUBKEYS))}
+                       for e in exc.errors()]  # fmt: skip
+    refusal = _refusal(errors, settings)
+    if refusal is not None:
+        raise refusal
+
+
+#: The keys below an export setting that a message names (an author's).
+_SUBKEYS = ("name", "affiliation", "email", "orcid")
+
+
+def _refusal(errors: list[dict], settings: dict) -> ExportError | None:
+    """One message for pydantic's errors of the export settings (loc: the setting, then its keys)."""
+    said = {}
+    for e in errors:
+        key = "export." + "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in e["loc"])[1:]
+        if e["loc"][0] == "license":  # pydantic lists every SPDX id it knows, three times
+            key = "export.license"
+            message = f"{settings['license']!r} is no SPDX license id (CC-BY-4.0, MIT, BSD-3-Clause, ...)"
+        else:
+            message = e["msg"].removeprefix("Value error, ")
+        said.setdefault(key, message)
+    if not said:
+        return None
+    problems = "; ".join(f"{key}: {message}" for key, message in said.items())
+    return ExportError(f"the Model Zoo format refuses {problems}: correct it in the config")
 
 
 def _describe(staged: Path, meta: dict):
@@ -462,7 +545,7 @@ def _describe(staged: Path, meta: dict):
     )
     style = v.OutputTensorDescr(
         id=v.TensorId("style"),
-        description="Cellpose's style vector, before Omnipose divides it by its norm",
+        description="Cellpose's style vector (norm 1)",
         axes=[
             v.BatchAxis(),
             v.ChannelAxis(channel_names=[v.Identifier(f"style{i:03d}") for i in range(256)]),

@@ -192,3 +192,65 @@ def test_the_description_is_a_valid_model_0_5_and_refused_settings_name_their_co
     assert "export.license" in str(refused.value) and "correct it in the config" in str(refused.value)
     with pytest.raises(ExportError, match=r"export\.authors\[0\]\.orcid"):
         export.describe(staged, {**META, "authors": [{"name": "Ada Tester", "orcid": "0000-0000-0000-0000"}]})
+
+
+@pytest.mark.parametrize("boundary", [False, True])
+def test_masks_from_flows_reconstruct_the_objects_from_their_own_fields(boundary):
+    """Omnipose's reconstruction as the package's README calls it, with 3 outputs and with a boundary (4)."""
+    core = pytest.importorskip("omnipose.core")
+    from skimage.segmentation import find_boundaries
+
+    from omnitrain.metrics import score_image
+
+    labels = np.zeros((96, 96), np.int32)
+    labels[10:30, 10:50], labels[40:70, 20:40], labels[60:90, 55:85] = 1, 2, 3
+    found = core.masks_to_flows(labels, omni=True, dim=2, use_gpu=False)
+    flows = 5 * np.asarray(found[-1].cpu().numpy())  # the network's scale (Omnipose's training targets)
+    distance = np.where(labels > 0, np.asarray(found[1]), -5.0)[None]
+    edges = np.where(find_boundaries(labels, mode="inner"), 5.0, -5.0)[None]  # boundary logits
+    fields = [flows, distance] + [edges] * boundary
+    masks = export.masks_from_flows(np.concatenate(fields).astype(np.float32), EVALUATION)
+    assert score_image(labels, masks)[1]["ap50"] == 1.0
+
+
+EVALUATION = {"mask_threshold": 0.0, "flow_threshold": 0.4, "niter": None}
+
+
+def test_the_environment_pins_what_the_model_was_trained_with_without_local_build_tags():
+    text = export.conda_environment({"torch": "2.14.1+cu130", "omnipose": "1.1.4", "ncolor": "1.5.3"})
+    assert "- torch==2.14.1\n" in text and "- omnipose==1.1.4\n" in text and "- ncolor==1.5.3\n" in text
+    with pytest.raises(KeyError):
+        export.conda_environment({"torch": "2.14.1", "omnipose": "1.1.4"})  # no default stands in
+
+
+def test_the_test_image_is_the_first_held_out_image_large_enough(tmp_path):
+    import tifffile
+
+    from omnitrain.discovery import discover
+
+    for name, shape in (("a_small", (20, 100)), ("b_large", (64, 40)), ("c_larger", (200, 200))):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.ones(shape, np.uint16))
+        tifffile.imwrite(tmp_path / f"{name}_masks.tif", np.ones(shape, np.uint16))
+    pair, image = export.pick_test_image(discover(tmp_path).pairs, nchan=1)
+    assert pair.base == "b_large" and image.shape == (1, 64, 40) and image.dtype == np.float32
+    with pytest.raises(
+        ExportError, match="no held-out image is 32 px or more on each side \\(a_small.tif\\)"
+    ):
+        export.pick_test_image(discover(tmp_path).pairs[:1], nchan=1)
+
+
+def test_a_large_cover_is_shrunk_below_the_zoos_size():
+    cover = export.cover_picture(np.zeros((1100, 960, 3), np.uint8), np.zeros((1100, 960, 3), np.uint8))
+    assert cover.shape == (320, 640, 3)  # every 3rd pixel of the middle 960 px square
+
+
+def test_export_settings_the_model_zoo_refuses_are_found_before_the_job():
+    pytest.importorskip("bioimageio.spec")
+    good = {"name": None, "description": None, "authors": [{"name": "Ada"}], "license": "MIT", "tags": []}
+    export.check_settings(good)
+    bad = {**good, "name": "v1.0: bacteria", "authors": [{"name": "Ada", "orcid": "1234"}], "license": "mine"}
+    with pytest.raises(ExportError) as refused:
+        export.check_settings(bad)
+    message = str(refused.value)
+    assert "export.name: " in message and "export.authors[0].orcid: " in message
+    assert "export.license: 'mine' is no SPDX license id" in message and "correct it in the config" in message

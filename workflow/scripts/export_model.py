@@ -3,11 +3,13 @@
 Writes into the export's folder (made under a temporary name, renamed when complete: omnitrain/folders.py)
 ``omnipose_<version>.zip`` (bioimageio.spec's packaging of rdf.yaml and the files in omnitrain/export.py's
 STAGED), ``test_summary.json`` (bioimageio.core's test of that zip: what `bioimageio test` prints) and
-``export.json`` (the package's held-out scores, run by bioimageio.core, beside the pipeline's). A package
-whose test fails is not kept: the job fails with the test's errors.
+``export.json`` (the package run by bioimageio.core on the held-out images: its scores beside the pipeline's,
+and how far its outputs are from the pipeline's). A package whose test fails is not kept: the job fails with
+the test's errors.
 """
 
 import functools
+import importlib.metadata
 import json
 import shutil
 import sys
@@ -31,22 +33,16 @@ from omnitrain.segment_image import overlay_picture
 from omnitrain.training import load_trained_model
 
 
-def stage(job, staged: Path, log):
+def stage(job, version_files, staged: Path, log):
     """Write the package's files into ``staged``; returns the description's metadata, and the function that
     writes the documentation page (given the package's own held-out scores)."""
     import torch
 
-    files, version = job["files"], job["version"]
-    record = json.loads(Path(files["record"]).read_text())
-    card = json.loads(Path(files["card"]).read_text())
-    model = load_trained_model(files["model"], card, gpu=False)  # a few images: the CPU, and plain weights
+    record, card, model = version_files
+    files, version, settings = job["files"], job["version"], job["settings"]
     net = model.net.eval()
-    pair = discover(files["heldout"]).pairs[0]
-    held_out = export.channels_first(read_array(pair.image), card["nchan"]).astype(np.float32)
-    try:
-        test_input = export.middle_crop(held_out)[None]
-    except ExportError as exc:
-        raise ExportError(f"{pair.image}: {exc}: name a version with larger held-out images") from None
+    pair, held_out = export.pick_test_image(discover(files["heldout"]).pairs, card["nchan"])
+    test_input = export.middle_crop(held_out)[None]
     flows, style = export.network_output(model, test_input[0])
     log.info(f"test tensors: the middle {test_input.shape[-2]} x {test_input.shape[-1]} px of {pair.image}")
     for key, array in (("test_input", test_input), ("test_flows", flows), ("test_style", style)):
@@ -57,15 +53,20 @@ def stage(job, staged: Path, log):
     normalised = torch.from_numpy(export.network_input(test_input[0])[None])
     with torch.no_grad():
         torch.jit.trace(net, normalised).save(str(staged / STAGED["torchscript"]))
-    masks = read_array(Path(files["predictions"]) / f"{pair.base}_cp_masks.tif")
-    image = read_array(pair.image)
+    image, masks = (
+        read_array(pair.image),
+        read_array(Path(files["predictions"]) / f"{pair.base}_cp_masks.tif"),
+    )
     plain, drawn = overlay_picture(image, np.zeros_like(masks)), overlay_picture(image, masks)
     iio.imwrite(staged / STAGED["cover"], export.cover_picture(plain, drawn))
-    settings = job["settings"]
     name = settings["name"] or f"Omnipose model {version}"
     readme = functools.partial(export.documentation, record, card, job["prediction"], pair.image.name, name)
     (staged / STAGED["documentation"]).write_text(readme())
-    (staged / STAGED["environment"]).write_text(export.conda_environment(record["run"]["packages"]))
+    versions = {
+        **card["versions"],
+        "ncolor": importlib.metadata.version("ncolor"),
+    }  # trained with; pinned alike
+    (staged / STAGED["environment"]).write_text(export.conda_environment(versions))
     shutil.copyfile(files["record"], staged / STAGED["record"])
     summary = record["scores"]["summary"]
     description = settings["description"] or (
@@ -88,52 +89,57 @@ def stage(job, staged: Path, log):
     return meta, readme
 
 
-def package_scores(description, heldout: str, evaluation: dict, nchan: int, log) -> dict:
-    """The package's held-out scores: each held-out image run through bioimageio.core, masks made with the
-    recipe of its documentation page, scored as the pipeline scores its own."""
-    pairs = discover(heldout).pairs
+def run_on_heldout(description, model, job, nchan: int, log) -> dict:
+    """The package on each held-out image, run by bioimageio.core: masks made with the recipe of its
+    documentation page and scored as the pipeline scores its own, and its flows beside the pipeline's."""
+    pairs = discover(job["files"]["heldout"]).pairs
     log.info(f"running the package with bioimageio.core on {len(pairs)} held-out image(s)")
-    scored = []
+    scored, differences = [], {}
     for pair in pairs:
         image = export.channels_first(read_array(pair.image), nchan)
-        masks = export.masks_from_flows(export.package_flows(description, image), evaluation)
+        flows = export.package_flows(description, image)
+        pipeline = export.pipeline_flows(model, image)
+        differences[pair.base] = {
+            "max_difference": float(np.abs(flows - pipeline).max()),
+            "range": float(np.ptp(pipeline)),
+        }
+        masks = export.masks_from_flows(flows, job["prediction"]["evaluation"])
         scored.append((pair.base, read_array(pair.label), masks))
     overall = score(scored)[3]
-    return {"images": len(pairs), "ap50": overall["ap50"], "mean_ap": overall["mean_ap"]}
+    return {
+        "images": len(pairs),
+        "ap50": overall["ap50"],
+        "mean_ap": overall["mean_ap"],
+        "flows": differences,
+    }
 
 
 def make_package(job, folder: Path, log) -> None:
-    """Stage the files, score the package, zip it, test the zip: into ``folder`` (a fresh temporary one)."""
+    """Stage the files, run the package on the held-out images, zip it, test the zip: into ``folder`` (a fresh
+    temporary one)."""
+    files = job["files"]
+    record = json.loads(Path(files["record"]).read_text())
+    card = json.loads(Path(files["card"]).read_text())
+    model = load_trained_model(files["model"], card, gpu=False)  # a few images: the CPU, and plain weights
     staged = folder / ".staged"
     staged.mkdir()
-    meta, readme = stage(job, staged, log)
-    evaluation = job["prediction"]["evaluation"]
-    scores = package_scores(
-        export.describe(staged, meta), job["files"]["heldout"], evaluation, meta["nchan"], log
-    )
-    log.info(f"the package's held-out scores: AP@0.5 {scores['ap50']:.3f}, mean AP {scores['mean_ap']:.3f}")
-    (staged / STAGED["documentation"]).write_text(readme(scores))
-    package = export.save_package(export.describe(staged, meta), folder / export.package_name(job["version"]))
+    meta, readme = stage(job, (record, card, model), staged, log)
+    package = run_on_heldout(export.describe(staged, meta), model, job, meta["nchan"], log)
+    log.info(f"the package's held-out scores: AP@0.5 {package['ap50']:.3f}, mean AP {package['mean_ap']:.3f}")
+    (staged / STAGED["documentation"]).write_text(readme(package))
+    zipped = export.save_package(export.describe(staged, meta), folder / export.package_name(job["version"]))
     shutil.rmtree(staged)
-    log.info(f"testing {package.name} with bioimageio.core (what `bioimageio test` runs)")
-    tested = export.check_package(package)
+    log.info(f"testing {zipped.name} with bioimageio.core (what `bioimageio test` runs)")
+    tested = export.check_package(zipped)
     if tested["status"] != "passed":
         raise ExportError(
             f"the package of version {job['version']} fails bioimageio's test: "
             + "; ".join(tested["failed"] or [f"status {tested['status']}"])
         )
     write_json(folder / "test_summary.json", tested["summary"])
-    record = json.loads(Path(job["files"]["record"]).read_text())
-    write_json(
-        folder / "export.json",
-        {
-            "version": job["version"],
-            "package": package.name,
-            "settings": job["settings"],
-            "bioimageio_test": tested["status"],
-            "heldout": {"package": scores, "pipeline": record["scores"]["summary"]},
-        },
-    )
+    made = {"version": job["version"], "package": zipped.name, "settings": job["settings"]}
+    heldout = {"package": package, "pipeline": record["scores"]["summary"]}
+    write_json(folder / "export.json", {**made, "bioimageio_test": tested["status"], "heldout": heldout})
 
 
 def main(sm) -> None:
