@@ -63,7 +63,8 @@ def experiment_configs(config: dict, notes: list[str] | None = None) -> dict[str
         if shared:
             msgs.append(
                 f"{where}: {', '.join(shared)} cannot differ between experiments (every experiment trains on"
-                " the same images and is scored on the same held-out images): set it at the top level"
+                " the same images and is scored on the same held-out images; the segment and export targets"
+                " name the version they use): set it at the top level"
             )
             continue
         try:
