@@ -86,8 +86,9 @@ def test_experiments_are_the_config_with_overrides_checked_like_it(folder):
         ),
         ({"dir": "elsewhere"}, ["experiments.raw", "dir"]),
         ({"dim": 3}, ["experiments.raw", "dim cannot differ"]),
+        ({"export": {"license": "MIT"}}, ["experiments.raw", "export cannot differ", "name the version"]),
     ],
-    ids=["typo-in-section", "typo", "bad-value", "split", "dir", "dim"],
+    ids=["typo-in-section", "typo", "bad-value", "split", "dir", "dim", "export"],
 )
 def test_a_bad_override_is_refused_naming_the_experiment(folder, overrides, words):
     cfg = check_config({"dir": str(folder), "experiments": {"raw": overrides}})

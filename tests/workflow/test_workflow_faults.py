@@ -140,6 +140,27 @@ def test_kill_9_in_each_segmenting_step_keeps_the_corrected_drafts(demo_trained,
     assert leftovers(work) == []
 
 
+@pytest.mark.slow
+def test_kill_9_in_each_export_step_then_the_same_command_makes_one_tested_package(demo_trained, tmp_path):
+    """`snakemake export` killed in its packaging job and in its pointer: the same command then makes the
+    package, tested, with nothing of the killed jobs left behind."""
+    pytest.importorskip("bioimageio.core")
+    work, config, version = demo_trained
+    work = copy_run(work, tmp_path / "work")
+    steps = ["export_model", "export_latest"]
+
+    killed = run_killing_each(work, config, steps, "export", how=["job:commit", "run:exit"])
+
+    assert sorted(rule for rule, _ in killed) == sorted(steps)
+    packages = list((work / "results/exports").glob("*/*/*.zip"))
+    assert [p.name for p in packages] == [f"omnipose_{version}.zip"]
+    assert (work / "results/exports/latest.zip").resolve() == packages[0]
+    made = json.loads((packages[0].parent / "export.json").read_text())
+    assert made["bioimageio_test"] == "passed"
+    assert leftovers(work) == [] and not list((work / "results/exports").rglob(".staged"))
+    assert dry_run_jobs(work, config, goal="export") == {}
+
+
 def test_two_working_directories_on_one_results_folder_take_turns(tmp_path):
     """A run from a second working directory that shares the first's results folder is refused, naming the
     first run, while that one trains; once it has ended, the same command adds its version to the registry."""
