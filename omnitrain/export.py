@@ -3,7 +3,8 @@
 A package holds the network a version was scored with, as the zoo's model format 0.5 describes it: the
 architecture imported from ``cellpose_omni`` (the kwargs Omnipose builds from the model card) with its
 state_dict, the same network traced to TorchScript, a test input cut from a held-out image with the
-pipeline's own network output on it (``bioimageio test`` reproduces it with each weight format), a cover
+network's output on it as Omnipose computes it, unpadded (``bioimageio test`` reproduces it with each weight
+format), a cover
 made from the held-out overlay, and a documentation page with the held-out scores, the training data and how
 Omnipose makes masks from the outputs. ``bioimageio.spec`` writes and zips it; ``bioimageio.core`` tests it.
 
