@@ -249,7 +249,7 @@ def package_flows(description, image: np.ndarray) -> np.ndarray:
 def cover_picture(plain: np.ndarray, overlay: np.ndarray, at_most: int = 400) -> np.ndarray:
     """RGB uint8, twice as wide as high (the zoo's cover shape): the middle square of the image as drawn
     without its masks beside the same square of its overlay (both RGB, one size), at most ``at_most`` px high
-    (every n-th pixel: the zoo asks for covers below 500 kB)."""
+    (every n-th pixel: the zoo asks for small covers, below 500 kB)."""
     side = min(plain.shape[:2])
     y, x = (plain.shape[0] - side) // 2, (plain.shape[1] - side) // 2
     step = -(-side // at_most)
@@ -303,15 +303,17 @@ def documentation(
     boundary = "\n- `boundary`: boundary logits (nclasses 3)." if "boundary" in channels else ""
     package_line = ""
     if package:
-        worst = max(package["flows"].values(), key=lambda d: d["max_difference"] / max(d["range"], 1e-12))
+        differences = package["flows"].values()
+        largest = max((d["max_difference"] for d in differences), default=0.0)
+        share = max((d["max_difference"] / d["range"] for d in differences if d["range"] > 0), default=0.0)
         pipeline = record["scores"]["summary"]
         package_line = (
             f" Run this way by bioimageio.core on the {package['images']} held-out image(s), this package"
             f" scores AP@0.5 {package['ap50']:.3f} and mean AP {package['mean_ap']:.3f}; the pipeline's own"
             f" masks scored {pipeline['ap50']:.3f} and {pipeline['mean_ap']:.3f}"
             + (" (with its size model's rescaling, which the package's run had not)" if rescaled else "")
-            + f". Its flows differ from the pipeline's by at most {worst['max_difference']:.3g} (of a range"
-            f" of {worst['range']:.3g})."
+            + f". Its flows differ from the pipeline's by at most {largest:.3g} ({100 * share:.2g} % of an"
+            " image's range at most)."
         )
     return f"""# {name}
 
@@ -458,8 +460,8 @@ def check_settings(settings: dict) -> None:
 
     errors = []
     for key in SETTING_FIELDS:
-        if settings.get(key) is None:
-            continue  # null: the export's own
+        if settings.get(key) in (None, ""):
+            continue  # the export's own (the job gives a name and a description to null or empty ones)
         field = v.ModelDescr.model_fields[key]
         try:
             with ValidationContext(perform_io_checks=False):

@@ -141,6 +141,11 @@ def test_a_version_that_is_not_there_or_not_2d_is_refused_with_what_to_do(tmp_pa
     _register(results, "dddddddddddd", "2026-01-02", test_images=0)
     with pytest.raises(ExportError, match="dddddddddddd has no held-out images"):
         export.plan({"export": settings}, str(results), "code", "env")
+    old = json.loads((results / "versions/dddddddddddd/record.json").read_text())
+    del old["params"]  # registered before settings were recorded by step
+    (results / "versions/dddddddddddd/record.json").write_text(json.dumps(old))
+    with pytest.raises(ExportError, match="registered before its settings and folders were recorded"):
+        export.plan({"export": settings}, str(results), "code", "env")
     (results / "model_cccccccccccc").unlink()
     with pytest.raises(ExportError, match="files are gone .* Name another version with export.model"):
         export.plan({"export": {**settings, "model": "cccc"}}, str(results), "code", "env")
@@ -248,6 +253,7 @@ def test_export_settings_the_model_zoo_refuses_are_found_before_the_job():
     pytest.importorskip("bioimageio.spec")
     good = {"name": None, "description": None, "authors": [{"name": "Ada"}], "license": "MIT", "tags": []}
     export.check_settings(good)
+    export.check_settings({**good, "name": ""})  # empty: the export's own name, as null
     bad = {**good, "name": "v1.0: bacteria", "authors": [{"name": "Ada", "orcid": "1234"}], "license": "mine"}
     with pytest.raises(ExportError) as refused:
         export.check_settings(bad)

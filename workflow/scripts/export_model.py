@@ -62,10 +62,9 @@ def stage(job, version_files, staged: Path, log):
     name = settings["name"] or f"Omnipose model {version}"
     readme = functools.partial(export.documentation, record, card, job["prediction"], pair.image.name, name)
     (staged / STAGED["documentation"]).write_text(readme())
-    versions = {
-        **card["versions"],
-        "ncolor": importlib.metadata.version("ncolor"),
-    }  # trained with; pinned alike
+    # torch and Omnipose as trained with (the card's); ncolor as registered, else as here (envs pin it alike)
+    ncolor = (record["run"].get("packages") or {}).get("ncolor") or importlib.metadata.version("ncolor")
+    versions = {**card["versions"], "ncolor": ncolor}
     (staged / STAGED["environment"]).write_text(export.conda_environment(versions))
     shutil.copyfile(files["record"], staged / STAGED["record"])
     summary = record["scores"]["summary"]
