@@ -46,6 +46,15 @@ def record_of(work: Path, version: str) -> dict:
     return json.loads((work / f"results/versions/{version}/record.json").read_text())
 
 
+def version_model(work: Path, version: str):
+    """(record, model card, the Omnipose model the version was scored with, loaded on the CPU)."""
+    from omnitrain.training import load_trained_model
+
+    record = record_of(work, version)
+    card = json.loads((work / record["paths"]["files"]["card"]).read_text())
+    return record, card, load_trained_model(work / record["model"]["selected"]["file"], card, gpu=False)
+
+
 def rdf_of(package: Path) -> dict:
     with zipfile.ZipFile(package) as z:
         return yaml.safe_load(z.read("rdf.yaml"))
@@ -102,12 +111,9 @@ def test_the_zip_reloads_with_bioimageio_core_and_segments_as_the_pipeline(expor
     from cellpose_omni.metrics import average_precision
 
     from omnitrain.inference import segment_array
-    from omnitrain.training import load_trained_model
 
     work, _, version, package = exported
-    record = record_of(work, version)
-    card = json.loads((work / record["paths"]["files"]["card"]).read_text())
-    pipeline = load_trained_model(work / record["model"]["selected"]["file"], card, gpu=False)
+    record, card, pipeline = version_model(work, version)
     model = load_model_description(package)
     ev = record["params"]["steps"]["prediction"]["evaluation"]
     pairs = discover(work / record["paths"]["folders"]["heldout"]).pairs
@@ -138,12 +144,8 @@ def test_the_weights_are_the_pipelines_network(exported):
     from cellpose_omni.resnet_torch import CPnet
     from cellpose_omni.transforms import normalize_img
 
-    from omnitrain.training import load_trained_model
-
     work, _, version, package = exported
-    record = record_of(work, version)
-    card = json.loads((work / record["paths"]["files"]["card"]).read_text())
-    pipeline = load_trained_model(work / record["model"]["selected"]["file"], card, gpu=False)
+    _, _, pipeline = version_model(work, version)
     rdf = rdf_of(package)
     with zipfile.ZipFile(package) as z:
         test_input = np.load(z.open(rdf["inputs"][0]["test_tensor"]["source"]))

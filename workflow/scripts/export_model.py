@@ -53,11 +53,9 @@ def stage(job, version_files, staged: Path, log):
     normalised = torch.from_numpy(export.network_input(test_input[0])[None])
     with torch.no_grad():
         torch.jit.trace(net, normalised).save(str(staged / STAGED["torchscript"]))
-    image, masks = (
-        read_array(pair.image),
-        read_array(Path(files["predictions"]) / f"{pair.base}_cp_masks.tif"),
-    )
-    plain, drawn = overlay_picture(image, np.zeros_like(masks)), overlay_picture(image, masks)
+    masks = read_array(Path(files["predictions"]) / f"{pair.base}_cp_masks.tif")
+    # the test image as read above (channels first): overlay_picture draws its first channel, as for the file
+    plain, drawn = overlay_picture(held_out, np.zeros_like(masks)), overlay_picture(held_out, masks)
     iio.imwrite(staged / STAGED["cover"], export.cover_picture(plain, drawn))
     name = settings["name"] or f"Omnipose model {version}"
     readme = functools.partial(export.documentation, record, card, job["prediction"], pair.image.name, name)
